@@ -1,0 +1,148 @@
+"""Build the documentation website offline, from the notebooks into _docs/ (no Quarto needed).
+
+    python tools/build_docs.py [NOTEBOOK ...] [--jobs N]
+
+1. Every notebook under nbs/ is executed top to bottom in a fresh process with the repo root as working directory:
+   all code cells, `#| slow` ones included, except `#| eval: false` ones.
+2. nbdev's own doc processors (the ones `nbdev-docs` uses) turn it into a page: title and summary from the first
+   markdown cell, `show_doc` API docs for exported symbols, `#| hide`/`#| export` cells removed, links to symbols.
+3. nbconvert writes each page as Markdown with its plots as PNG files; mkdocs-material renders the site into _docs/,
+   with one navigation section per notebook folder, in notebook order (00_data, 01_models, ..., guide), index first.
+
+Per-notebook and total timings are printed. Needs the `docs` extra: `pip install -e ".[docs]"`.
+Users who have Quarto can still run `nbdev-docs` (nbs/_quarto.yml, nbs/nbdev.yml, nbs/sidebar.yml).
+"""
+import argparse, multiprocessing, os, re, shutil, subprocess, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS, SITE, WORK = ROOT/'nbs', ROOT/'_docs', ROOT/'_proc'/'.mkdocs'  # '.' keeps it out of nbdev's/Quarto's way
+DOCS = WORK/'docs'
+_re_dir = re.compile(r'^\s*#\|\s*([\w-]+)\s*:?\s*(.*?)\s*$')
+
+def notebooks():
+    "Notebooks in site order: index first, then by path (numbered folders first, then guide/)"
+    nbs = [p.relative_to(NBS) for p in NBS.rglob('*.ipynb') if not any(s[0] in '._' for s in p.relative_to(NBS).parts)]
+    return sorted(nbs, key=lambda p: (p != Path('index.ipynb'), p.parts))
+
+def page_path(nb):
+    "Same page names as `nbdev-docs` (numeric prefixes stripped): 00_data/01_dataloaders.ipynb -> 00_data/dataloaders.md"
+    from nbdev.config import nbpath2html
+    return nbpath2html(nb).with_suffix('.md')
+
+def _quarto_dirs(cell):
+    "Pop the `#| key: value` lines nbdev leaves for Quarto from the top of a code cell; return them as a dict"
+    lines, dirs = cell.source.splitlines(), {}
+    while lines and (m := _re_dir.match(lines[0])): dirs[m[1]] = m[2].lower(); lines.pop(0)
+    cell.source = '\n'.join(lines)
+    return dirs
+
+def render_nb(nb_rel):
+    "Execute, process and write one notebook as Markdown + images under DOCS; return (title, seconds)"
+    t0 = time.perf_counter()
+    os.chdir(ROOT); sys.path.insert(0, str(ROOT))
+    import nbformat
+    from fastcore.nbio import read_nb, nb2str
+    from execnb.shell import CaptureShell
+    from nbdev.process import Processor
+    from nbdev.processors import FilterDefaults, exec_show_docs
+    from nbconvert import MarkdownExporter
+
+    class exec_all(Processor):
+        "Run every code cell (`#| slow` too, not `#| eval: false`) and the `show_doc` cells nbdev adds, in one shell"
+        def begin(self):
+            self.k = CaptureShell(nb_rel)
+            self.k.run_cell('from nbdev.showdoc import show_doc')
+        def cell(self, cell):
+            if cell.cell_type != 'code' or getattr(cell, 'directives_', {}).get('eval', '').lower() == 'false': return
+            self.k.cell(cell)
+            if self.k.exc: raise RuntimeError(f'{nb_rel}, cell {cell.idx_}:\n{cell.source}\n{self.k.prettytb()}')
+
+    class DocProcs(FilterDefaults):
+        def base_procs(self): return [exec_all if p is exec_show_docs else p for p in super().base_procs()]
+
+    nb = read_nb(NBS/nb_rel)
+    DocProcs()(nb)
+    fm = getattr(nb, 'frontmatter_', {})
+    nb.cells = [c for c in nb.cells if c.cell_type != 'raw' or not c.source.startswith('---')]  # Quarto frontmatter
+    for c in nb.cells:
+        if c.cell_type != 'code': continue
+        d = _quarto_dirs(c)
+        tags = c.metadata.setdefault('tags', [])
+        if d.get('include') == 'false': tags.append('remove_cell')
+        if d.get('echo') == 'false' or not c.source.strip(): tags.append('remove_input')
+        if d.get('output') == 'false': tags.append('remove_output')
+    nb = nbformat.reads(nb2str(nb), as_version=4)
+
+    page = page_path(nb_rel)
+    exp = MarkdownExporter(config={'TagRemovePreprocessor': dict(enabled=True, remove_cell_tags={'remove_cell'},
+        remove_input_tags={'remove_input'}, remove_all_outputs_tags={'remove_output'})})
+    body, res = exp.from_notebook_node(nb, resources={'unique_key': page.stem, 'output_files_dir': f'{page.stem}_files'})
+    from nbdev.config import get_config
+    cfg = get_config()
+    body = body.replace(f"{cfg.doc_host}{cfg.doc_baseurl}/", '../'*(len(page.parts)-1) or './')  # API links stay local
+    title = fm.get('title', page.stem)
+    head = f'---\ntitle: "{title}"\n---\n\n# {title}\n\n' + (f'> {fm["description"]}\n\n' if fm.get('description') else '')
+    out = DOCS/page
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(head + body)
+    for name, data in res.get('outputs', {}).items(): (out.parent/name).parent.mkdir(exist_ok=True); (out.parent/name).write_bytes(data)
+    return title, time.perf_counter()-t0
+
+MKDOCS = dict(site_name='tsfast_lite', docs_dir='docs', use_directory_urls=False,  # foo.html pages, as nbdev-docs makes
+    theme=dict(name='material', font=False,  # font=False: no Google Fonts, the site works offline
+               features=['navigation.sections', 'navigation.top', 'content.code.copy', 'search.highlight']),
+    markdown_extensions=['tables', 'admonition', 'attr_list', 'md_in_html', 'pymdownx.details', 'pymdownx.superfences',
+                         {'pymdownx.highlight': {'use_pygments': True}}, {'toc': {'permalink': True}}],
+    plugins=['search'])
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('notebooks', nargs='*', help='only these notebooks (paths under nbs/); default: all')
+    ap.add_argument('--jobs', type=int, default=1, help='notebooks executed in parallel')
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    os.chdir(ROOT)
+    from nbdev.config import get_config
+    from nbdev.doclinks import _build_modidx
+    from nbdev.quarto import refresh_quarto_yml, nbdev_sidebar
+    _build_modidx()                                   # as nbdev-docs does: symbol index for API links
+    refresh_quarto_yml(); nbdev_sidebar.__wrapped__() # keep nbs/nbdev.yml and nbs/sidebar.yml in step for nbdev-docs
+    nbs = notebooks()
+    if args.notebooks:
+        want = {Path(os.path.abspath(p)).relative_to(NBS) if Path(p).exists() else Path(p) for p in args.notebooks}
+        nbs = [nb for nb in nbs if nb in want]
+    if not nbs: sys.exit(f'no notebooks to build under {NBS} (asked for: {args.notebooks or "all"})')
+    shutil.rmtree(WORK, ignore_errors=True)
+    shutil.copytree(NBS, DOCS, ignore=shutil.ignore_patterns('*.ipynb', '.*', '_*', '*.yml', 'styles.css'))
+    print(f'Executing {len(nbs)} notebooks (cwd {ROOT}):', flush=True)
+    titles, failed = {}, []
+    ctx = multiprocessing.get_context('spawn')       # a fresh interpreter per notebook, as in a fresh kernel
+    with ProcessPoolExecutor(args.jobs, mp_context=ctx, max_tasks_per_child=1) as ex:
+        futs = {nb: ex.submit(render_nb, nb) for nb in nbs}
+        for nb, f in futs.items():
+            try: titles[nb], secs = f.result(); print(f'  {secs:7.1f}s  {nb}', flush=True)
+            except Exception as e: failed.append(nb); print(f'  FAILED   {nb}\n{e}', flush=True)
+    if failed: sys.exit(f'Docs build failed in: {", ".join(map(str, failed))}')
+    if not (DOCS/'index.md').exists():               # until nbs/index.ipynb exists: a plain home page
+        (DOCS/'index.md').write_text(f"# {get_config().lib_name}\n\n> {get_config().get('description', '')}\n")
+
+    import yaml
+    nav, sections = [{'Home': 'index.md'}], {}
+    for nb in nbs:
+        item = {titles[nb]: str(page_path(nb))}
+        if len(nb.parts) == 1:
+            if nb.stem != 'index': nav.append(item)
+        else:
+            if nb.parts[0] not in sections: sections[nb.parts[0]] = []; nav.append({re.sub(r'^\d+_', '', nb.parts[0]).capitalize(): sections[nb.parts[0]]})
+            sections[nb.parts[0]].append(item)
+    cfg = get_config()
+    conf = dict(MKDOCS, site_name=cfg.get('title', cfg.lib_name), site_description=cfg.get('description', ''),
+                site_dir=str(SITE), nav=nav)
+    (WORK/'mkdocs.yml').write_text(yaml.safe_dump(conf, sort_keys=False))
+    t1 = time.perf_counter()
+    subprocess.run([sys.executable, '-m', 'mkdocs', 'build', '--clean', '-q', '-f', str(WORK/'mkdocs.yml')], check=True)
+    print(f'  {time.perf_counter()-t1:7.1f}s  mkdocs build\nSite built in {time.perf_counter()-t0:.1f}s: {SITE}/index.html')
+
+if __name__ == '__main__': main()
