@@ -42,6 +42,7 @@ def render_nb(nb_rel):
     "Execute, process and write one notebook as Markdown + images under DOCS; return (title, seconds)"
     t0 = time.perf_counter()
     os.chdir(ROOT); sys.path.insert(0, str(ROOT))
+    multiprocessing.set_start_method('fork', force=True)  # DataLoader workers etc. start as under nbdev-test
     import nbformat
     from fastcore.nbio import read_nb, nb2str
     from execnb.shell import CaptureShell
@@ -68,6 +69,7 @@ def render_nb(nb_rel):
     nb.cells = [c for c in nb.cells if c.cell_type != 'raw' or not c.source.startswith('---')]  # Quarto frontmatter
     for c in nb.cells:
         if c.cell_type != 'code': continue
+        c.metadata.pop('execution', None)            # execnb's timings are not valid nbformat
         d = _quarto_dirs(c)
         tags = c.metadata.setdefault('tags', [])
         if d.get('include') == 'false': tags.append('remove_cell')
