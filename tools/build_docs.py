@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NBS, SITE, WORK = ROOT/'nbs', ROOT/'_docs', ROOT/'_proc'/'.mkdocs'  # '.' keeps it out of nbdev's/Quarto's way
 DOCS = WORK/'docs'
+ASSETS = {'.png', '.jpg', '.jpeg', '.gif', '.svg', '.webp', '.pdf', '.csv'}
 _re_dir = re.compile(r'^\s*#\|\s*([\w-]+)\s*:?\s*(.*?)\s*$')
 
 def notebooks():
@@ -38,11 +39,24 @@ def _quarto_dirs(cell):
     cell.source = '\n'.join(lines)
     return dirs
 
+def _as_in_jupyter():
+    "Outputs as Jupyter shows them: HTML progress bars and training tables; a display updated in place shows once"
+    import fastprogress.fastprogress as fp
+    fp.master_bar, fp.progress_bar = fp.NBMasterBar, fp.NBProgressBar  # before fastai imports them
+    from IPython.core.displaypub import CapturingDisplayPublisher
+    def publish(self, data, metadata=None, source=None, *, transient=None, update=False):
+        out, did = dict(data=data, metadata=metadata, transient=transient, update=update), (transient or {}).get('display_id')
+        old = [i for i, o in enumerate(self.outputs) if did and (o['transient'] or {}).get('display_id') == did]
+        if update and old: self.outputs[old[0]] = out
+        else: self.outputs.append(out)
+    CapturingDisplayPublisher.publish = publish
+
 def render_nb(nb_rel):
     "Execute, process and write one notebook as Markdown + images under DOCS; return (title, seconds)"
     t0 = time.perf_counter()
     os.chdir(ROOT); sys.path.insert(0, str(ROOT))
     multiprocessing.set_start_method('fork', force=True)  # DataLoader workers etc. start as under nbdev-test
+    _as_in_jupyter()
     import nbformat
     from fastcore.nbio import read_nb, nb2str
     from execnb.shell import CaptureShell
@@ -76,6 +90,7 @@ def render_nb(nb_rel):
         if d.get('echo') == 'false' or not c.source.strip(): tags.append('remove_input')
         if d.get('output') == 'false': tags.append('remove_output')
     nb = nbformat.reads(nb2str(nb), as_version=4)
+    nb.metadata['language_info'] = {'name': 'python'}  # ```python fences
 
     page = page_path(nb_rel)
     exp = MarkdownExporter(config={'TagRemovePreprocessor': dict(enabled=True, remove_cell_tags={'remove_cell'},
@@ -117,7 +132,9 @@ def main():
         nbs = [nb for nb in nbs if nb in want]
     if not nbs: sys.exit(f'no notebooks to build under {NBS} (asked for: {args.notebooks or "all"})')
     shutil.rmtree(WORK, ignore_errors=True)
-    shutil.copytree(NBS, DOCS, ignore=shutil.ignore_patterns('*.ipynb', '.*', '_*', '*.yml', 'styles.css'))
+    for f in NBS.rglob('*'):                          # images etc. that markdown cells link to
+        if f.suffix.lower() in ASSETS and not any(s[0] in '._' for s in f.relative_to(NBS).parts):
+            (DOCS/f.relative_to(NBS)).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(f, DOCS/f.relative_to(NBS))
     print(f'Executing {len(nbs)} notebooks (cwd {ROOT}):', flush=True)
     titles, failed = {}, []
     ctx = multiprocessing.get_context('spawn')       # a fresh interpreter per notebook, as in a fresh kernel
@@ -144,7 +161,8 @@ def main():
                 site_dir=str(SITE), nav=nav)
     (WORK/'mkdocs.yml').write_text(yaml.safe_dump(conf, sort_keys=False))
     t1 = time.perf_counter()
-    subprocess.run([sys.executable, '-m', 'mkdocs', 'build', '--clean', '-q', '-f', str(WORK/'mkdocs.yml')], check=True)
+    subprocess.run([sys.executable, '-m', 'mkdocs', 'build', '--clean', '-q', '-f', str(WORK/'mkdocs.yml')], check=True,
+                   env=os.environ | {'NO_MKDOCS_2_WARNING': '1'})
     print(f'  {time.perf_counter()-t1:7.1f}s  mkdocs build\nSite built in {time.perf_counter()-t0:.1f}s: {SITE}/index.html')
 
 if __name__ == '__main__': main()

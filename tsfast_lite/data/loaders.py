@@ -248,6 +248,8 @@ def create_dls(
     _check_int('stp_sz', stp_sz)
     valid_stp_sz = win_sz if valid_stp_sz is None else valid_stp_sz
     _check_int('valid_stp_sz', valid_stp_sz)
+    if valid_bs is not None: _check_int('valid_bs', valid_bs)
+    _check_int('n_init', n_init, 0, extra=' (initialisation samples of the test sets, not scored)')
     if sub_seq_len is not None: check_sub_seq_len(sub_seq_len, win_sz)
     ds = load_dataset(dataset)
     for split in ('train', 'valid'):

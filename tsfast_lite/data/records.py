@@ -17,12 +17,30 @@ __all__ = ['SPLITS', 'Record', 'save_hdf5', 'load_hdf5', 'record_from_dataframe'
            'load_dataset', 'NormStats']
 
 # %% ../../nbs/00_data/00_records.ipynb #e1d5fc34
+def _first_non_number(arr:np.ndarray):
+    "Index and value of the first entry of the 1-D `arr` that is not a real number, or None"
+    for i,v in enumerate(arr.reshape(-1)[:100_000]):
+        if isinstance(v, np.generic): v = v.item()
+        try:
+            if isinstance(v, bytes): v = v.decode()
+            if isinstance(v, complex) or v is None: raise TypeError
+            float(v)
+        except (TypeError, ValueError, UnicodeDecodeError): return i, v
+    return None
+
 def _as_signal(values, record:str, signal:str) -> np.ndarray:
     "Validate one signal and return it as a float64 1-D array"
     arr = np.asarray(values)
+    if arr.ndim == 1 and len(arr) == 0:
+        raise ValueError(f"Record {record!r}: signal {signal!r} is empty (0 samples); a record needs at least one "
+                         "sample in every signal")
     if arr.dtype.kind not in 'biuf':
+        bad = _first_non_number(arr) if arr.dtype.kind in 'OUS' else None
+        what = (f" (first non-number: {bad[1]!r} at index {bad[0]})" if bad else
+                " (the values are numbers stored as text or objects: convert them with np.asarray(x, dtype=float))"
+                if arr.dtype.kind in 'OUS' else '')
         raise TypeError(f"Record {record!r}: signal {signal!r} has dtype {arr.dtype}; "
-                        "signals must be real numbers (bool, int or float)")
+                        f"signals must be real numbers (bool, int or float){what}")
     arr = arr.astype(np.float64, copy=False)
     if arr.ndim == 2 and 1 in arr.shape: arr = arr.reshape(-1)
     if arr.ndim != 1:
@@ -98,6 +116,9 @@ def load_hdf5(path, signals=None) -> Record:
             names = listify(signals) or [k for k in f.keys() if isinstance(f[k], h5py.Dataset)]
             missing = [n for n in names if n not in f]
             if missing: raise KeyError(f"HDF5 record {path} has no signal {missing[0]!r}; it has {list(f.keys())}")
+            if not names:
+                raise ValueError(f"HDF5 record {path} holds no signal (no dataset at its top level; it has "
+                                 f"{list(f.keys())}): expected one 1-D dataset per signal")
             data = {n: f[n][()] for n in names}
             fs = f.attrs.get('fs', None)
     except (OSError, RuntimeError) as e:
@@ -111,7 +132,13 @@ def record_from_dataframe(df:pd.DataFrame, fs:float|None=None, name:str='record'
     cols = listify(columns) or [c for c in df.columns if not (str(c).startswith('Unnamed:') and df[c].isna().all())]
     missing = [c for c in cols if c not in df.columns]
     if missing: raise KeyError(f"DataFrame for record {name!r} has no column {missing[0]!r}; it has {list(df.columns)}")
-    return Record({str(c): df[c].to_numpy() for c in cols}, fs=fs, name=name)
+    if not cols or not len(df):
+        raise ValueError(f"Record {name!r}: the table has no data ({len(df)} rows, columns {list(df.columns)}); "
+                         "a record needs at least one sample in every signal")
+    try: return Record({str(c): df[c].to_numpy() for c in cols}, fs=fs, name=name)
+    except TypeError as e:
+        if columns is not None: raise
+        raise TypeError(f"{e}; to keep only the signal columns pass columns=[...]") from None
 
 # %% ../../nbs/00_data/00_records.ipynb #438fbaec
 def load_csv(path, fs:float|None=None, columns=None, **read_csv_kwargs) -> Record:
@@ -130,6 +157,9 @@ _exts = ('.hdf5', '.h5')
 def records_from_folder(path) -> dict:
     "Records of the folder `path` with subfolders train/, valid/, test/ holding one HDF5 file per record"
     path = Path(path)
+    if path.is_file():
+        raise NotADirectoryError(f"Dataset folder {path} is a file; expected a folder with subfolders "
+                                 f"{', '.join(s + '/' for s in SPLITS)} (load a single record with load_hdf5 or load_csv)")
     if not path.is_dir(): raise FileNotFoundError(f"Dataset folder {path} does not exist")
     ds = {s: [load_hdf5(f) for f in sorted((path/s).glob('*')) if f.suffix in _exts] if (path/s).is_dir() else []
           for s in SPLITS}
@@ -159,16 +189,19 @@ class NormStats:
     def __init__(self, mean, std, names): self.mean, self.std, self.names = np.asarray(mean), np.asarray(std), list(names)
     @classmethod
     def from_records(cls, records, names) -> NormStats:
-        names = listify(names)
+        names, records = listify(names), list(records)
+        if not records: raise ValueError(f"NormStats.from_records needs at least one record to compute {names} from")
         n = sum(len(r) for r in records)
         s = sum(r.get(names).sum(0) for r in records)
         mean = s / n
         var = sum(((r.get(names) - mean)**2).sum(0) for r in records) / n
         std = np.sqrt(var)
-        const = [nm for nm,sd in zip(names, std) if sd == 0]
+        lo = np.min([r.get(names).min(0) for r in records], 0)
+        hi = np.max([r.get(names).max(0) for r in records], 0)
+        const = [nm for nm,a,b,sd in zip(names, lo, hi, std) if a == b or sd == 0]
         if const:
+            std = np.where((lo == hi) | (std == 0), 1.0, std)
             warnings.warn(f"Signal(s) {const} are constant in the training records (std 0); they are scaled by 1 "
                           "instead of being divided by zero")
-            std = np.where(std == 0, 1.0, std)
         return cls(mean, std, names)
     def __repr__(self): return f"NormStats({dict(zip(self.names, zip(self.mean.round(6), self.std.round(6))))})"

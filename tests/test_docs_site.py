@@ -1,0 +1,168 @@
+"""Browser test of the built documentation site: build it first with `python tools/build_docs.py`.
+
+The site (TSFAST_LITE_DOCS_DIR, default _docs/) is served on 127.0.0.1 and opened in headless Chromium (Debian package
+`chromium`) through the Chrome DevTools Protocol. Each page must load without console errors, show its plots as <img>
+elements that really loaded, and the navigation must list the chapters in notebook order. Screenshots go to
+TSFAST_LITE_SCREENSHOTS (default _docs_screenshots/). Run only the pages that exist yet with e.g.
+`pytest tests/test_docs_site.py -k "not tutorial_silverbox"`.
+"""
+import functools, http.server, itertools, json, os, re, shutil, subprocess, tempfile, threading, time, urllib.request
+from base64 import b64decode
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = Path(os.environ.get('TSFAST_LITE_DOCS_DIR', ROOT/'_docs'))
+SHOTS = Path(os.environ.get('TSFAST_LITE_SCREENSHOTS', ROOT/'_docs_screenshots'))
+BUILD = 'python tools/build_docs.py'
+
+# page (path in the site, without .html) -> the least number of plots (<img> in the page body) it must show
+PAGES = {
+    'index': 0,
+    'guide/tutorial_silverbox': 1,  # nbs/guide/00_tutorial_silverbox.ipynb
+    '00_data/dataloaders': 1,       # API page: show_doc output and a show_batch plot
+}
+API_PAGE, API_SYMBOLS = '00_data/dataloaders', ['create_dls', 'SeqDataLoaders']
+
+@pytest.fixture(scope='module')
+def site():
+    "Base URL of the built site, served from a thread"
+    if not (DOCS/'index.html').is_file():
+        pytest.fail(f'No built docs site in {DOCS} (no index.html): build it with `{BUILD}` first')
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args): pass
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(Quiet, directory=str(DOCS)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f'http://127.0.0.1:{srv.server_address[1]}/'
+    srv.shutdown(); srv.server_close()
+
+class Chromium:
+    "Headless Chromium driven through the DevTools protocol over a websocket"
+    def __init__(self, exe, tmp):
+        from websockets.sync.client import connect
+        self.proc = subprocess.Popen([exe, '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+            '--disable-component-update', '--disable-sync', '--no-first-run', f'--user-data-dir={tmp}', '--hide-scrollbars',
+            '--remote-debugging-port=0', '--window-size=1280,900', 'about:blank'],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port_file, end = Path(tmp)/'DevToolsActivePort', time.monotonic() + 60
+        while not (port_file.is_file() and port_file.read_text().strip()):
+            if self.proc.poll() is not None or time.monotonic() > end: raise RuntimeError(f'{exe} did not start')
+            time.sleep(0.1)
+        port = port_file.read_text().split()[0]
+        targets = json.load(urllib.request.urlopen(f'http://127.0.0.1:{port}/json/list', timeout=30))
+        self.ws = connect(next(t for t in targets if t['type'] == 'page')['webSocketDebuggerUrl'], max_size=None)
+        self.ids, self.events = itertools.count(1), []
+        for domain in ('Page', 'Runtime', 'Log'): self.send(f'{domain}.enable')
+        self.send('Emulation.setDeviceMetricsOverride', width=1280, height=900, deviceScaleFactor=1, mobile=False)
+
+    def send(self, method, timeout=60, **params):
+        "Call `method` and return its result; events arriving meanwhile are kept in `self.events`"
+        i, end = next(self.ids), time.monotonic() + timeout
+        self.ws.send(json.dumps(dict(id=i, method=method, params=params)))
+        while True:
+            msg = json.loads(self.ws.recv(timeout=max(end - time.monotonic(), 0.01)))
+            if msg.get('id') == i:
+                if 'error' in msg: raise RuntimeError(f'{method}: {msg["error"]}')
+                return msg['result']
+            self.events.append(msg)
+
+    def js(self, expr):
+        r = self.send('Runtime.evaluate', expression=expr, returnByValue=True, awaitPromise=True)
+        if 'exceptionDetails' in r: raise RuntimeError(f'{expr}: {r["exceptionDetails"]}')
+        return r['result'].get('value')
+
+    def goto(self, url, timeout=60):
+        "Open `url`, wait for the load event and for every image, then collect what the console said"
+        self.events.clear()
+        self.send('Page.navigate', url=url)
+        end = time.monotonic() + timeout
+        while not any(e.get('method') == 'Page.loadEventFired' for e in self.events):
+            if time.monotonic() > end: raise TimeoutError(f'{url} did not load in {timeout}s')
+            self.js('1')
+            time.sleep(0.05)
+        self.js('Promise.all([...document.images].map(i => i.complete ? 0 : new Promise(r => i.onload = i.onerror = r)))')
+        time.sleep(0.5); self.js('1')  # let late errors (scripts, workers) arrive
+
+    def console_errors(self):
+        res = []
+        for e in self.events:
+            m, p = e.get('method'), e.get('params', {})
+            if m == 'Runtime.exceptionThrown': res.append(p['exceptionDetails'].get('exception', {}).get('description')
+                                                          or p['exceptionDetails'].get('text'))
+            elif m == 'Runtime.consoleAPICalled' and p['type'] in ('error', 'assert'):
+                res.append(' '.join(str(a.get('value', a.get('description'))) for a in p['args']))
+            elif m == 'Log.entryAdded' and p['entry']['level'] == 'error': res.append(f"{p['entry']['text']} {p['entry'].get('url', '')}")
+        return res
+
+    def screenshot(self, path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(b64decode(self.send('Page.captureScreenshot', format='png')['data']))
+
+    def close(self):
+        self.ws.close()
+        self.proc.terminate()
+        try: self.proc.wait(10)
+        except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait()
+
+@pytest.fixture(scope='module')
+def browser():
+    exe = os.environ.get('CHROMIUM') or next(filter(None, map(shutil.which, ('chromium', 'chromium-browser', 'google-chrome'))), None)
+    if exe is None: pytest.fail('Chromium not found: `apt-get install -y chromium` (or set CHROMIUM to its path)')
+    with tempfile.TemporaryDirectory() as tmp:
+        b = Chromium(exe, tmp)
+        try: yield b
+        finally: b.close()
+
+def open_page(browser, site, page):
+    url = f'{site}{page}.html'
+    try: urllib.request.urlopen(url, timeout=30)
+    except urllib.error.HTTPError as e:
+        pytest.fail(f'{page}.html is not in {DOCS} ({e.code}): does its notebook exist? Rebuild with `{BUILD}`')
+    browser.goto(url)
+
+@pytest.mark.parametrize('page', list(PAGES))
+def test_page(page, site, browser):
+    "The page loads with no console error, with its title, its plots loaded, and no notebook machinery left in it"
+    open_page(browser, site, page)
+    name = page.replace('/', '__')
+    browser.screenshot(SHOTS/f'{name}.png')
+    assert browser.console_errors() == [], f'console errors on {page}'
+    assert browser.js("document.querySelector('article h1')?.textContent.trim()"), f'{page} has no title'
+    imgs = browser.js("[...document.querySelectorAll('article img')].map(i => ({src: i.src, w: i.naturalWidth}))")
+    assert [i for i in imgs if i['w'] == 0] == [], f'images that did not load on {page}'
+    plots = [i for i in imgs if re.search(r'_files/[^/]+\.png$', i['src'])]
+    assert len(plots) >= PAGES[page], f'{page} shows {len(plots)} plots, expected at least {PAGES[page]}'
+    if plots:
+        browser.js("document.querySelector('article img[src*=\"_files/\"]').scrollIntoView()")
+        browser.screenshot(SHOTS/f'{name}_plot.png')
+    text = browser.js("document.querySelector('article').innerText")
+    for leftover in ('#| ', 'show_doc(', 'nbdev_export'): assert leftover not in text, f'{leftover!r} shown on {page}'
+
+def test_api_docs(site, browser):
+    "show_doc rendered each exported symbol as a heading followed by its signature"
+    open_page(browser, site, API_PAGE)
+    heads = browser.js("""[...document.querySelectorAll('article h3, article h4')].map(h =>
+        [h.firstChild.textContent.trim(), h.nextElementSibling?.innerText || ''])""")
+    for sym in API_SYMBOLS:
+        sig = [s for h, s in heads if h == sym]
+        assert sig, f'no API heading for {sym} on {API_PAGE}; headings: {[h for h, _ in heads]}'
+        assert re.search(rf'\b{sym}\s*\(', sig[0]), f'no signature under {sym}: {sig[0][:200]}'
+
+def _notebook_pages():
+    "Pages the notebooks under nbs/ give, in notebook order (index first)"
+    from nbdev.config import nbpath2html
+    nbs = sorted((p.relative_to(ROOT/'nbs') for p in (ROOT/'nbs').rglob('*.ipynb')
+                  if not any(s[0] in '._' for s in p.relative_to(ROOT/'nbs').parts)), key=lambda p: p.parts)
+    return ['index.html'] + [str(nbpath2html(p)) for p in nbs if p != Path('index.ipynb')]
+
+def test_navigation_order(site, browser):
+    "The sidebar lists Home, then the chapters in notebook order (00_data, 01_models, ..., guide), every page in order"
+    open_page(browser, site, 'index')
+    nav = browser.js("""(() => { const top = document.querySelector('nav.md-nav--primary > ul.md-nav__list');
+        return {sections: [...top.children].map(li => li.querySelector('a, label').textContent.trim()),
+                links: [...top.querySelectorAll('a.md-nav__link[href]')].map(a => a.href).filter(h => !h.includes('#'))} })()""")
+    chapters = list(dict.fromkeys(p.split('/')[0] for p in _notebook_pages() if '/' in p))
+    assert nav['sections'] == ['Home'] + [re.sub(r'^\d+_', '', c).capitalize() for c in chapters], nav['sections']
+    got = [h.removeprefix(site) for h in nav['links']]
+    assert got == _notebook_pages(), f'navigation out of order or stale (rebuild with `{BUILD}`): {got}'
+    browser.screenshot(SHOTS/'navigation.png')
