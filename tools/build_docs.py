@@ -12,7 +12,7 @@
 Per-notebook and total timings are printed. Needs the `docs` extra: `pip install -e ".[docs]"`.
 Users who have Quarto can still run `nbdev-docs` (nbs/_quarto.yml, nbs/nbdev.yml, nbs/sidebar.yml).
 """
-import argparse, multiprocessing, os, re, shutil, subprocess, sys, time
+import argparse, json, multiprocessing, os, re, shutil, subprocess, sys, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -63,15 +63,16 @@ def render_nb(nb_rel):
     from nbdev.process import Processor
     from nbdev.processors import FilterDefaults, exec_show_docs
     from nbconvert import MarkdownExporter
+    from nbdev.config import get_config
 
     class exec_all(Processor):
         "Run every code cell (`#| slow` too, not `#| eval: false`) and the `show_doc` cells nbdev adds, in one shell"
         def begin(self):
-            self.k = CaptureShell(nb_rel)
+            self.k, self.timeout = CaptureShell(nb_rel), get_config().cell_timeout or None  # nbdev-test's limit
             self.k.run_cell('from nbdev.showdoc import show_doc')
         def cell(self, cell):
             if cell.cell_type != 'code' or getattr(cell, 'directives_', {}).get('eval', '').lower() == 'false': return
-            self.k.cell(cell)
+            self.k.cell(cell, timeout=self.timeout)
             if self.k.exc: raise RuntimeError(f'{nb_rel}, cell {cell.idx_}:\n{cell.source}\n{self.k.prettytb()}')
 
     class DocProcs(FilterDefaults):
@@ -96,11 +97,10 @@ def render_nb(nb_rel):
     exp = MarkdownExporter(config={'TagRemovePreprocessor': dict(enabled=True, remove_cell_tags={'remove_cell'},
         remove_input_tags={'remove_input'}, remove_all_outputs_tags={'remove_output'})})
     body, res = exp.from_notebook_node(nb, resources={'unique_key': page.stem, 'output_files_dir': f'{page.stem}_files'})
-    from nbdev.config import get_config
     cfg = get_config()
     body = body.replace(f"{cfg.doc_host}{cfg.doc_baseurl}/", '../'*(len(page.parts)-1) or './')  # API links stay local
     title = fm.get('title', page.stem)
-    head = f'---\ntitle: "{title}"\n---\n\n# {title}\n\n' + (f'> {fm["description"]}\n\n' if fm.get('description') else '')
+    head = f'---\ntitle: {json.dumps(title)}\n---\n\n# {title}\n\n' + (f'> {fm["description"]}\n\n' if fm.get('description') else '')
     out = DOCS/page
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(head + body)
@@ -123,9 +123,9 @@ def main():
     os.chdir(ROOT)
     from nbdev.config import get_config
     from nbdev.doclinks import _build_modidx
-    from nbdev.quarto import refresh_quarto_yml, nbdev_sidebar
+    from nbdev.quarto import refresh_quarto_yml
     _build_modidx()                                   # as nbdev-docs does: symbol index for API links
-    refresh_quarto_yml(); nbdev_sidebar.__wrapped__() # keep nbs/nbdev.yml and nbs/sidebar.yml in step for nbdev-docs
+    refresh_quarto_yml()                              # nbs/nbdev.yml (and nbs/_quarto.yml if missing) for nbdev-docs
     nbs = notebooks()
     if args.notebooks:
         want = {Path(os.path.abspath(p)).relative_to(NBS) if Path(p).exists() else Path(p) for p in args.notebooks}
@@ -148,20 +148,25 @@ def main():
         (DOCS/'index.md').write_text(f"# {get_config().lib_name}\n\n> {get_config().get('description', '')}\n")
 
     import yaml
-    nav, sections = [{'Home': 'index.md'}], {}
+    nav, bar, sections = [{'Home': 'index.md'}], ['index.ipynb'][:(NBS/'index.ipynb').exists()], {}  # mkdocs nav; Quarto sidebar for nbdev-docs
     for nb in nbs:
-        item = {titles[nb]: str(page_path(nb))}
-        if len(nb.parts) == 1:
-            if nb.stem != 'index': nav.append(item)
-        else:
-            if nb.parts[0] not in sections: sections[nb.parts[0]] = []; nav.append({re.sub(r'^\d+_', '', nb.parts[0]).capitalize(): sections[nb.parts[0]]})
-            sections[nb.parts[0]].append(item)
+        if nb == Path('index.ipynb'): continue
+        if len(nb.parts) == 1: nav.append({titles[nb]: str(page_path(nb))}); bar.append(str(nb)); continue
+        if nb.parts[0] not in sections:
+            name = re.sub(r'^\d+_', '', nb.parts[0]).capitalize()
+            sections[nb.parts[0]] = [], []
+            nav.append({name: sections[nb.parts[0]][0]}); bar.append({'section': name, 'contents': sections[nb.parts[0]][1]})
+        sections[nb.parts[0]][0].append({titles[nb]: str(page_path(nb))}); sections[nb.parts[0]][1].append(str(nb))
+    # nbdev 3.3's own sidebar.yml drops the numbers from folder names (00_data/x.ipynb -> data/x.ipynb), so it is written
+    # here; `custom_sidebar = true` in [tool.nbdev] keeps `nbdev-docs` from overwriting it
+    sidebar = yaml.safe_dump({'website': {'sidebar': {'contents': bar}}}, sort_keys=False)
+    if not args.notebooks: (NBS/'sidebar.yml').write_text(sidebar)
     cfg = get_config()
     conf = dict(MKDOCS, site_name=cfg.get('title', cfg.lib_name), site_description=cfg.get('description', ''),
                 site_dir=str(SITE), nav=nav)
     (WORK/'mkdocs.yml').write_text(yaml.safe_dump(conf, sort_keys=False))
     t1 = time.perf_counter()
-    subprocess.run([sys.executable, '-m', 'mkdocs', 'build', '--clean', '-q', '-f', str(WORK/'mkdocs.yml')], check=True,
+    subprocess.run([sys.executable, '-m', 'mkdocs', 'build', '--clean', '-f', str(WORK/'mkdocs.yml')], check=True,
                    env=os.environ | {'NO_MKDOCS_2_WARNING': '1'})
     print(f'  {time.perf_counter()-t1:7.1f}s  mkdocs build\nSite built in {time.perf_counter()-t0:.1f}s: {SITE}/index.html')
 

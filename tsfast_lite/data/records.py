@@ -147,7 +147,7 @@ def load_csv(path, fs:float|None=None, columns=None, **read_csv_kwargs) -> Recor
     if not path.is_file(): raise FileNotFoundError(f"No CSV record at {path}")
     try: df = pd.read_csv(path, **read_csv_kwargs)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise ValueError(f"Cannot parse CSV record {path}: {e}") from e
+        raise ValueError(f"Cannot parse CSV record {path}: {str(e).strip()}") from e
     return record_from_dataframe(df, fs=fs, name=path.stem, columns=columns)
 
 # %% ../../nbs/00_data/00_records.ipynb #bc1dd1eb

@@ -1,0 +1,218 @@
+"""Bad input, table-driven: every case raises exactly the named exception type (or warns), with a message that names
+the record, signal, value or file at fault and what would be valid.
+
+The benchmark downloads (checksum mismatch, interrupted download, concurrent cache) are tested in
+nbs/00_data/02_benchmarks.ipynb; checkpoint errors are also tested in nbs/02_learner/01_checkpoint.ipynb."""
+import warnings
+from dataclasses import dataclass, field
+import numpy as np
+import pytest
+import torch
+from tsfast_lite.data.records import Record, save_hdf5, load_hdf5, load_csv, load_dataset, NormStats
+from tsfast_lite.data.loaders import create_dls
+from tsfast_lite.learner.core import RNNLearner
+from tsfast_lite.learner.checkpoint import CheckpointCB
+import tsfast_lite.inference  # predict_sequence, evaluate_tests
+
+torch.set_num_threads(1)
+
+@dataclass
+class Case:
+    id: str
+    run: object  # ctx -> anything; must raise `exc` (or warn, for a Warning class)
+    exc: type
+    contains: list = field(default_factory=list)  # fragments of the message; '{tmp}' is the temporary folder
+
+def recs(lengths=(100, 60), first=0, **signals):
+    "Records with a ramp input and its square as output"
+    return [Record({'u': np.arange(n)*0.1, 'y': (np.arange(n)*0.1)**2}, fs=10., name=f'r{k}')
+            for k, n in enumerate(lengths, start=first)]
+
+def ds(): return {'train': recs(), 'valid': recs((50,), first=2), 'test': recs((30,), first=3)}
+
+def dls(**kw): return create_dls('u', 'y', ds(), **{'win_sz': 20, 'stp_sz': 5, 'bs': 4, 'device': 'cpu', **kw})
+
+def with_nan(n, i, v=np.nan):
+    a = np.arange(n, dtype=float); a[i] = v; return a
+
+def write(ctx, name, data):
+    p = ctx['tmp']/name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    (p.write_bytes if isinstance(data, bytes) else p.write_text)(data)
+    return p
+
+def h5(ctx, name, **datasets):
+    import h5py
+    p = ctx['tmp']/name
+    with h5py.File(p, 'w') as f:
+        for k, v in datasets.items():
+            if isinstance(v, str): f.create_group(k)
+            else: f.create_dataset(k, data=v)
+    return p
+
+def good_h5(ctx): return save_hdf5(Record({'u': np.arange(200.), 'y': np.arange(200.)}, fs=1., name='ok'), ctx['tmp']/'ok.hdf5')
+
+CASES = [
+    # records: values
+    Case('nan in a signal', lambda c: Record({'u': np.zeros(10), 'y': with_nan(10, 7)}, name='run3'), ValueError,
+         ["Record 'run3': signal 'y' has a non-finite value (nan) at index 7 (1 non-finite values in all); clean or cut the record"]),
+    Case('inf in a signal', lambda c: Record({'u': with_nan(10, 2, np.inf), 'y': np.zeros(10)}, name='run3'), ValueError,
+         ["Record 'run3': signal 'u' has a non-finite value (inf) at index 2"]),
+    Case('-inf, several bad values', lambda c: Record({'u': np.r_[0., -np.inf, np.nan]}, name='run4'), ValueError,
+         ["signal 'u' has a non-finite value (-inf) at index 1 (2 non-finite values in all)"]),
+    Case('u and y of different lengths', lambda c: Record({'u': np.zeros(100), 'y': np.zeros(99)}, name='run5'), ValueError,
+         ["Record 'run5': signals have different lengths {'u': 100, 'y': 99}; all signals of a record must have the same number of samples"]),
+    Case('empty record (0 samples)', lambda c: Record({'u': [], 'y': []}, name='run6'), ValueError,
+         ["Record 'run6': signal 'u' is empty (0 samples); a record needs at least one sample in every signal"]),
+    Case('no signals at all', lambda c: Record({}, name='run7'), ValueError,
+         ["Record 'run7': signals must be a non-empty dict of name -> 1-D array"]),
+    Case('strings', lambda c: Record({'u': ['0.1', 'n/a']}, name='run8'), TypeError,
+         ["Record 'run8': signal 'u' has dtype <U3; signals must be real numbers (bool, int or float) (first non-number: 'n/a' at index 1)"]),
+    Case('numbers stored as text', lambda c: Record({'u': ['1', '2']}, name='run9'), TypeError,
+         ["signal 'u' has dtype <U1", "numbers stored as text or objects: convert them with np.asarray(x, dtype=float)"]),
+    Case('object array with None', lambda c: Record({'u': np.array([1., None, 3.], dtype=object)}, name='run10'), TypeError,
+         ["Record 'run10': signal 'u' has dtype object", "(first non-number: None at index 1)"]),
+    Case('complex values', lambda c: Record({'u': np.ones(3) * 1j}, name='run11'), TypeError,
+         ["signal 'u' has dtype complex128; signals must be real numbers"]),
+    Case('2-D signal', lambda c: Record({'u': np.zeros((10, 2))}, name='run12'), ValueError,
+         ["Record 'run12': signal 'u' has shape (10, 2); each signal must be 1-D"]),
+    Case('non-positive fs', lambda c: Record({'u': np.zeros(3)}, fs=0, name='run13'), ValueError,
+         ["Record 'run13': fs=0 must be a positive sampling frequency in Hz"]),
+    Case('missing signal', lambda c: create_dls('u', 'x', ds(), win_sz=20), KeyError,
+         ["Record 'r0' has no signal 'x'; its signals are ['u', 'y']"]),
+    Case('missing signal (get)', lambda c: recs()[0].get(['u', 'v']), KeyError,
+         ["Record 'r0' has no signal 'v'; its signals are ['u', 'y']"]),
+    Case('constant signal', lambda c: NormStats.from_records([Record({'u': np.full(50, 0.1)})], ['u']), UserWarning,
+         ["Signal(s) ['u'] are constant in the training records (std 0); they are scaled by 1 instead of being divided by zero"]),
+    # files
+    Case('HDF5: random bytes', lambda c: load_hdf5(write(c, 'garbage.hdf5', b'\x00garbage' * 50)), OSError,
+         ["Cannot read HDF5 record {tmp}/garbage.hdf5: the file is corrupted or truncated (", "file signature not found"]),
+    Case('HDF5: truncated', lambda c: load_hdf5(write(c, 'cut.hdf5', good_h5(c).read_bytes()[:1500])), OSError,
+         ["Cannot read HDF5 record {tmp}/cut.hdf5: the file is corrupted or truncated (", "truncated file"]),
+    Case('HDF5: 0 bytes', lambda c: load_hdf5(write(c, 'zero.hdf5', b'')), OSError,
+         ["Cannot read HDF5 record {tmp}/zero.hdf5: the file is corrupted or truncated"]),
+    Case('HDF5: no dataset', lambda c: load_hdf5(h5(c, 'groups.hdf5', run1='group')), ValueError,
+         ["HDF5 record {tmp}/groups.hdf5 holds no signal (no dataset at its top level; it has ['run1']): expected one 1-D dataset per signal"]),
+    Case('HDF5: text dataset', lambda c: load_hdf5(h5(c, 'text.hdf5', u=np.array([b'a', b'b']))), TypeError,
+         ["Record 'text': signal 'u' has dtype |S1; signals must be real numbers", "(first non-number: 'a' at index 0)"]),
+    Case('HDF5: missing signal', lambda c: load_hdf5(good_h5(c), signals=['u', 'v']), KeyError,
+         ["HDF5 record {tmp}/ok.hdf5 has no signal 'v'; it has ['u', 'y']"]),
+    Case('HDF5: no such file', lambda c: load_hdf5(c['tmp']/'none.hdf5'), FileNotFoundError,
+         ["No HDF5 record at {tmp}/none.hdf5"]),
+    Case('CSV: 0 bytes', lambda c: load_csv(write(c, 'empty.csv', '')), ValueError,
+         ["Cannot parse CSV record {tmp}/empty.csv: No columns to parse from file"]),
+    Case('CSV: header only', lambda c: load_csv(write(c, 'header.csv', 'u,y\n')), ValueError,
+         ["Record 'header': the table has no data (0 rows, columns ['u', 'y']); a record needs at least one sample"]),
+    Case('CSV: truncated in a number', lambda c: load_csv(write(c, 'cut.csv', 'u,y\n1,2\n3,4\n5,6.1e')), TypeError,
+         ["Record 'cut': signal 'y' has dtype object; signals must be real numbers (bool, int or float) (first non-number: '6.1e' at index 2)"]),
+    Case('CSV: truncated line', lambda c: load_csv(write(c, 'short.csv', 'u,y\n1,2\n3,4\n5')), ValueError,
+         ["Record 'short': signal 'y' has a non-finite value (nan) at index 2"]),
+    Case('CSV: ragged line', lambda c: load_csv(write(c, 'ragged.csv', 'u,y\n1,2\n3,4,5,6\n')), ValueError,
+         ["Cannot parse CSV record {tmp}/ragged.csv: Error tokenizing data. C error: Expected 2 fields in line 3, saw 4"]),
+    Case('CSV: binary (gzip) file', lambda c: load_csv(write(c, 'gz.csv', b'\x1f\x8b\x08\x00' + bytes(64))), ValueError,
+         ["Cannot parse CSV record {tmp}/gz.csv: 'utf-8' codec can't decode byte 0x8b"]),
+    Case('CSV: text column', lambda c: load_csv(write(c, 'dates.csv', 't,u\n2024-01-01,1\n2024-01-02,2\n')), TypeError,
+         ["Record 'dates': signal 't' has dtype object", "(first non-number: '2024-01-01' at index 0); to keep only the signal columns pass columns=[...]"]),
+    Case('folder with no records', lambda c: load_dataset(write(c, 'empty/train/notes.txt', 'x').parent.parent), ValueError,
+         ["Dataset folder {tmp}/empty holds no records: expected HDF5 files (*.hdf5, *.h5) in train/, valid/, test/"]),
+    Case('folder does not exist', lambda c: load_dataset(c['tmp']/'nowhere'), FileNotFoundError,
+         ["Dataset folder {tmp}/nowhere does not exist"]),
+    Case('a file given as folder', lambda c: load_dataset(good_h5(c)), NotADirectoryError,
+         ["Dataset folder {tmp}/ok.hdf5 is a file; expected a folder with subfolders train/, valid/, test/"]),
+    Case('corrupted file in a folder', lambda c: load_dataset(write(c, 'ds/train/bad.hdf5', b'xx').parent.parent), OSError,
+         ["Cannot read HDF5 record {tmp}/ds/train/bad.hdf5: the file is corrupted or truncated"]),
+    Case('no valid records', lambda c: create_dls('u', 'y', {'train': recs()}, win_sz=20), ValueError,
+         ["The dataset has no valid records; create_dls needs train and valid records"]),
+    Case('unknown split', lambda c: load_dataset({'training': recs()}), ValueError,
+         ["Unknown split 'training'; valid splits are ['train', 'valid', 'test']"]),
+    Case('not a (split, record) pair', lambda c: load_dataset([recs()[0]]), TypeError,
+         ["Dataset items must be (split, Record) pairs, got Record('r0'"]),
+    # configuration
+    Case('win_sz = 0', lambda c: dls(win_sz=0), ValueError, ["win_sz=0 must be >= 1"]),
+    Case('win_sz not an integer', lambda c: dls(win_sz=20.5), TypeError, ["win_sz=20.5 must be an integer"]),
+    Case('win_sz longer than every record', lambda c: dls(win_sz=101), ValueError,
+         ["win_sz=101 is longer than every training record (longest: 100 samples); use win_sz <= 100"]),
+    Case('win_sz longer than every valid record', lambda c: dls(win_sz=51), ValueError,
+         ["No validation window: every valid record is shorter than win_sz=51 (lengths [50])"]),
+    Case('stp_sz = 0', lambda c: dls(stp_sz=0), ValueError, ["stp_sz=0 must be >= 1"]),
+    Case('valid_stp_sz = 0', lambda c: dls(valid_stp_sz=0), ValueError, ["valid_stp_sz=0 must be >= 1"]),
+    Case('sub_seq_len does not divide win_sz', lambda c: dls(sub_seq_len=7), ValueError,
+         ["sub_seq_len=7 does not divide win_sz=20; the nearest valid values are 5 and 10 (all valid: [1, 2, 4, 5, 10, 20])"]),
+    Case('sub_seq_len > win_sz', lambda c: dls(sub_seq_len=40), ValueError, ["sub_seq_len=40 must be between 1 and 20 (win_sz=20)"]),
+    Case('sub_seq_len = 0', lambda c: dls(sub_seq_len=0), ValueError, ["sub_seq_len=0 must be between 1 and 20 (win_sz=20)"]),
+    Case('bs > number of windows', lambda c: dls(bs=64), ValueError,
+         ["bs=64 is larger than the 26 training windows (win_sz=20, stp_sz=5); use bs <= 26, a smaller stp_sz, or n_batches_train"]),
+    Case('bs = 0', lambda c: dls(bs=0), ValueError, ["bs=0 must be >= 1"]),
+    Case('bs = True', lambda c: dls(bs=True), TypeError, ["bs=True must be an integer"]),
+    Case('valid_bs = 0', lambda c: dls(valid_bs=0), ValueError, ["valid_bs=0 must be >= 1"]),
+    Case('n_batches_train = 0', lambda c: dls(n_batches_train=0), ValueError, ["n_batches_train=0 must be >= 1"]),
+    Case('num_workers < 0', lambda c: dls(num_workers=-1), ValueError, ["num_workers=-1 must be >= 0"]),
+    Case('n_init < 0', lambda c: dls(n_init=-5), ValueError, ["n_init=-5 must be >= 0 (initialisation samples of the test sets, not scored)"]),
+    Case('no input signal', lambda c: create_dls([], 'y', ds(), win_sz=20), ValueError, ["u=[] and y=['y'] must each name at least one signal"]),
+    Case('n_skip >= sub_seq_len', lambda c: RNNLearner(dls(sub_seq_len=5), n_skip=5), ValueError,
+         ["n_skip=5 must be smaller than sub_seq_len=5: n_skip applies to the first sub-window of each window only"]),
+    Case('n_skip >= win_sz', lambda c: RNNLearner(dls(), n_skip=20), ValueError, ["n_skip=20 must be smaller than win_sz=20: nothing would be scored"]),
+    Case('n_skip < 0', lambda c: RNNLearner(dls(), n_skip=-1), ValueError, ["n_skip=-1 must be a non-negative integer"]),
+    Case('k2 = 0', lambda c: RNNLearner(dls(sub_seq_len=5), k2=0), ValueError, ["k2=0 must be a positive integer (the backprop depth in steps)"]),
+    Case('k2 not an integer', lambda c: RNNLearner(dls(sub_seq_len=5), k2=2.5), ValueError, ["k2=2.5 must be a positive integer"]),
+    Case('k2 without TBPTT', lambda c: RNNLearner(dls(), k2=5), ValueError, ["k2=5 needs TBPTT: create the DataLoaders with sub_seq_len"]),
+    Case('sub_seq_len differs from the loaders', lambda c: RNNLearner(dls(sub_seq_len=5), sub_seq_len=10), ValueError,
+         ["sub_seq_len=10 differs from the DataLoaders' sub_seq_len=5; create the DataLoaders with sub_seq_len=10"]),
+    Case('unknown rnn_type', lambda c: RNNLearner(dls(), rnn_type='xlstm'), ValueError,
+         ["rnn_type='xlstm' is not supported; valid values are ['lstm', 'gru', 'rnn']"]),
+    Case('hidden_size = 0', lambda c: RNNLearner(dls(), hidden_size=0), ValueError, ["hidden_size=0 must be a positive integer"]),
+    # inference
+    Case('predict_sequence: 2 inputs for 1', lambda c: c['learn'].predict_sequence(np.zeros((10, 2))), ValueError,
+         ["u has 2 input signal(s) (shape (10, 2)); the model takes 1"]),
+    Case('predict_sequence: 1-D input', lambda c: c['learn'].predict_sequence(np.zeros(10)), ValueError,
+         ["u has shape (10,); expected [T, n_u] = [T, 1] (for one signal use u[:, None], shape [10, 1])"]),
+    Case('predict_sequence: empty input', lambda c: c['learn'].predict_sequence(np.zeros((0, 1))), ValueError,
+         ["u is empty (shape (0, 1)); expected at least one sample"]),
+    Case('predict_sequence: nan input', lambda c: c['learn'].predict_sequence(with_nan(10, 4)[:, None]), ValueError,
+         ["u has a non-finite value at sample 4, signal 0"]),
+    Case('predict_sequence: text input', lambda c: c['learn'].predict_sequence(np.array([['a']])), TypeError,
+         ["u has dtype <U1; expected real numbers of shape [T, 1]"]),
+    Case('predict_sequence: chunk_sz = 0', lambda c: c['learn'].predict_sequence(np.zeros((10, 1)), chunk_sz=0), ValueError,
+         ["chunk_sz=0 must be a positive integer"]),
+    Case('evaluate_tests: no test sets', lambda c: c['learn'].evaluate_tests(test_sets={}), ValueError,
+         ["No test sets: the DataLoaders have none (dls.test_sets is empty)"]),
+    Case('evaluate_tests: u and y lengths differ', lambda c: c['learn'].evaluate_tests(test_sets={'t': (np.zeros((10, 1)), np.zeros((9, 1)))}, plot=False),
+         ValueError, ["Test set 't': u has 10 samples but y has 9"]),
+    # checkpoints
+    Case('resume_fit: no checkpoint', lambda c: c['learn'].resume_fit('nothing'), FileNotFoundError,
+         ["No checkpoint 'nothing' in {tmp}/models (nothing.json is missing): train with cbs=CheckpointCB('nothing') to write one"]),
+    Case('CheckpointCB: every_epoch = 0', lambda c: CheckpointCB(every_epoch=0), ValueError,
+         ["every_epoch=0 must be True or a positive number of epochs"]),
+]
+
+@pytest.fixture(scope='module')
+def ctx(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('bad')
+    return dict(tmp=tmp, learn=RNNLearner(dls(), hidden_size=4, path=tmp))
+
+def test_case_ids_are_unique(): assert len({c.id for c in CASES}) == len(CASES)
+
+@pytest.mark.parametrize('case', CASES, ids=[c.id for c in CASES])
+def test_bad_input(case, ctx):
+    fragments = [f.replace('{tmp}', str(ctx['tmp'])) for f in case.contains]
+    if issubclass(case.exc, Warning):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter('always')
+            case.run(ctx)
+        msgs = [str(x.message) for x in w if x.category is case.exc]
+        assert len(msgs) == 1, [str(x.message) for x in w]
+        msg = msgs[0]
+    else:
+        with pytest.raises(BaseException) as info: case.run(ctx)
+        assert type(info.value) is case.exc, f"{type(info.value).__name__}: {info.value}"
+        msg = info.value.args[0] if isinstance(info.value, KeyError) else str(info.value)
+    for f in fragments: assert f in msg, f"{f!r} not in {msg!r}"
+
+def test_constant_signal_is_scaled_by_one_not_divided_by_zero():
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        d = create_dls('u', 'y', {'train': [Record({'u': np.full(100, 0.1), 'y': np.arange(100.)})],
+                                  'valid': [Record({'u': np.full(40, 0.3), 'y': np.arange(40.)})]}, win_sz=20, device='cpu')
+    assert d.norm_u.std.tolist() == [1.0]
+    u, _ = d.valid.one_batch()
+    assert torch.isfinite(u).all() and torch.allclose(u, torch.full_like(u, 0.2), atol=1e-6)  # 0.3 - 0.1, not 0.2/1e-17

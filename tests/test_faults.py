@@ -1,0 +1,105 @@
+"""Faults: an interrupted training resumes exactly, gradients are clipped per update, the same seed gives the same run.
+
+A non-finite loss stopping training with the weights from before the bad update is tested in the learner notebook
+(nbs/02_learner/00_learner.ipynb, "A non-finite loss stops training before the update", eager and lazy checks) and,
+with a checkpoint keeping the last good epoch, in nbs/02_learner/01_checkpoint.ipynb."""
+import os, sys, json, time, signal, subprocess
+from pathlib import Path
+import pytest
+import torch
+from fastai.callback.core import Callback
+from fastai.callback.training import GradientClip
+from tsfast_lite.learner.core import GradRecorderCB
+from tsfast_lite.learner.checkpoint import CheckpointCB
+
+sys.path.insert(0, str(Path(__file__).parent))
+from checkpoint_job import make_learner, N_EPOCH, LR
+
+JOB = Path(__file__).parent/'checkpoint_job.py'
+
+def _job(*args):
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
+    return subprocess.Popen([sys.executable, str(JOB), *map(str, args)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+def _finish(proc, what, timeout=240):
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, f"{what} failed ({proc.returncode}):\n{out[-3000:]}"
+
+def _weights(learn): return {k: v.clone() for k, v in learn.model.state_dict().items()}
+
+def _assert_same(a, b):
+    assert a.keys() == b.keys()
+    for k in a: assert torch.equal(a[k], b[k]), f"{k} differs"
+
+def test_sigkill_then_resume_in_new_process_is_bit_identical(tmp_path):
+    "Kill -9 in the middle of epoch 2 (checkpoint of epoch 1 on disk); a new process resumes; weights equal the reference"
+    ref_dir, run_dir = tmp_path/'ref', tmp_path/'run'
+    ref_dir.mkdir(); run_dir.mkdir()
+    ref = _job('full', '--path', ref_dir, '--out', tmp_path/'ref.pt')  # runs beside the victim
+    victim = _job('pause', '--path', run_dir, '--pause-at', 2, 3)
+    flag, t0 = run_dir/'paused', time.time()
+    while not flag.exists():
+        if victim.poll() is not None: pytest.fail(f"the job ended before pausing:\n{victim.stdout.read()[-3000:]}")
+        if time.time() - t0 > 240: victim.kill(); pytest.fail("the job did not reach the pause point in 240 s")
+        time.sleep(0.05)
+    ckpt = run_dir/'models'/'checkpoint.json'
+    before = json.loads(ckpt.read_text())
+    assert (before['epoch'], before['n_epoch'], before['schedule']) == (1, N_EPOCH, 'fit_flat_cos')
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.communicate(timeout=60)
+    assert victim.returncode == -signal.SIGKILL
+    assert json.loads(ckpt.read_text()) == before  # the kill left the checkpoint as it was
+    resumed = _job('resume', '--path', run_dir, '--out', tmp_path/'resumed.pt')
+    _finish(resumed, 'resume'); _finish(ref, 'reference run')
+    _assert_same(torch.load(tmp_path/'ref.pt'), torch.load(tmp_path/'resumed.pt'))
+    ref_vals = json.loads((tmp_path/'ref.pt.json').read_text())
+    assert json.loads((tmp_path/'resumed.pt.json').read_text()) == ref_vals  # train/valid loss of every epoch
+    assert len(ref_vals) == N_EPOCH
+    assert json.loads(ckpt.read_text())['epoch'] == N_EPOCH - 1
+
+class _Interrupt(Callback):
+    def __init__(self, epoch, it): self.at = (epoch, it)
+    def before_batch(self):
+        if self.training and (self.epoch, self.iter) == self.at: raise KeyboardInterrupt
+
+def test_keyboard_interrupt_then_resume_in_process(tmp_path):
+    "Ctrl-C in the middle of epoch 1: at most that epoch is lost, and resume_fit ends with the reference weights"
+    ref = make_learner(tmp_path)
+    with ref.no_bar(), ref.no_logging(): ref.fit_flat_cos(N_EPOCH, lr=LR)
+    learn = make_learner(tmp_path)
+    with learn.no_bar(), learn.no_logging():
+        with pytest.raises(KeyboardInterrupt): learn.fit_flat_cos(N_EPOCH, lr=LR, cbs=[CheckpointCB(), _Interrupt(1, 4)])
+        assert learn.load_checkpoint()['epoch'] == 0
+        learn.resume_fit()
+    _assert_same(_weights(ref), _weights(learn))
+
+class _GradNorm(Callback):
+    "Total gradient norm of every update at before_step, at this callback's place in the order"
+    def __init__(self, order): self.order = order
+    def before_fit(self): self.norms = []
+    def before_step(self):
+        g = [p.grad.detach().flatten() for p in self.learn.model.parameters() if p.grad is not None]
+        self.norms.append(torch.cat(g).norm().item())
+
+def test_grad_clip_bounds_every_update(tmp_path):
+    max_norm = 0.05
+    raw, clipped = _GradNorm(GradientClip.order - 1), _GradNorm(GradientClip.order + 1)
+    learn = make_learner(tmp_path, grad_clip=max_norm, cbs=[raw, clipped])
+    with learn.no_bar(), learn.no_logging(): learn.fit_flat_cos(2, lr=1e-2)
+    n_updates = 2 * len(learn.dls.train)
+    assert len(raw.norms) == len(clipped.norms) == n_updates
+    assert sum(n > max_norm for n in raw.norms) > n_updates // 2  # clipping was needed for most updates
+    assert all(n <= max_norm * (1 + 1e-5) for n in clipped.norms), max(clipped.norms)
+    assert all(c <= r * (1 + 1e-5) for r, c in zip(raw.norms, clipped.norms))
+
+def _losses(tmp_path, seed):
+    learn = make_learner(tmp_path, seed=seed, cbs=GradRecorderCB())
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(2, 1e-2)
+    return torch.stack(learn.grad_recorder_cb.losses), _weights(learn)
+
+def test_same_seed_bit_identical_on_cpu(tmp_path):
+    (la, wa), (lb, wb), (lc, _) = _losses(tmp_path, 0), _losses(tmp_path, 0), _losses(tmp_path, 1)
+    assert torch.equal(la, lb)
+    _assert_same(wa, wb)
+    assert not torch.equal(la, lc)  # another seed: other initialisation and window order
