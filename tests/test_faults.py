@@ -13,7 +13,7 @@ from tsfast_lite.learner.core import GradRecorderCB
 from tsfast_lite.learner.checkpoint import CheckpointCB
 
 sys.path.insert(0, str(Path(__file__).parent))
-from checkpoint_job import make_learner, N_EPOCH, LR
+from checkpoint_job import make_learner, main, N_EPOCH, LR
 
 JOB = Path(__file__).parent/'checkpoint_job.py'
 
@@ -36,8 +36,8 @@ def test_sigkill_then_resume_in_new_process_is_bit_identical(tmp_path):
     "Kill -9 in the middle of epoch 2 (checkpoint of epoch 1 on disk); a new process resumes; weights equal the reference"
     ref_dir, run_dir = tmp_path/'ref', tmp_path/'run'
     ref_dir.mkdir(); run_dir.mkdir()
-    ref = _job('full', '--path', ref_dir, '--out', tmp_path/'ref.pt')  # runs beside the victim
     victim = _job('pause', '--path', run_dir, '--pause-at', 2, 3)
+    main(['full', '--path', str(ref_dir), '--out', str(tmp_path/'ref.pt')])  # the reference, here, beside the victim
     flag, t0 = run_dir/'paused', time.time()
     while not flag.exists():
         if victim.poll() is not None: pytest.fail(f"the job ended before pausing:\n{victim.stdout.read()[-3000:]}")
@@ -51,7 +51,7 @@ def test_sigkill_then_resume_in_new_process_is_bit_identical(tmp_path):
     assert victim.returncode == -signal.SIGKILL
     assert json.loads(ckpt.read_text()) == before  # the kill left the checkpoint as it was
     resumed = _job('resume', '--path', run_dir, '--out', tmp_path/'resumed.pt')
-    _finish(resumed, 'resume'); _finish(ref, 'reference run')
+    _finish(resumed, 'resume')
     _assert_same(torch.load(tmp_path/'ref.pt'), torch.load(tmp_path/'resumed.pt'))
     ref_vals = json.loads((tmp_path/'ref.pt.json').read_text())
     assert json.loads((tmp_path/'resumed.pt.json').read_text()) == ref_vals  # train/valid loss of every epoch

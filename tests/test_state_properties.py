@@ -21,7 +21,7 @@ torch.set_num_threads(1)
 pytestmark = [pytest.mark.filterwarnings('ignore:.*shorter than win_sz.*:UserWarning'),
               pytest.mark.filterwarnings('ignore:.*are constant in the training records.*:UserWarning')]
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-SLOW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SLOW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 def index_records(lengths, first=0):
     "Records whose y is 1000*record number + time index, u a different but exact function of the same"
@@ -112,7 +112,7 @@ def test_windows_in_order_train_and_valid(c):
     assert check_loader(dls.valid, c['valid'], len(c['train'])) == vexp  # all of them, in record and time order
     assert len(dls.valid.windows) == n_windows(c['valid'], c['win_sz'], vstp)
 
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(configs(max_len=40))
 def test_two_workers_give_the_order_of_zero(c):
     d0, d2 = make_dls(c), make_dls(c, num_workers=2)

@@ -33,7 +33,8 @@ def get_rng_state() -> dict:
         st['cuda'] = [_b64(s) for s in torch.cuda.get_rng_state_all()]
     return st
 
-def set_rng_state(state:dict):
+def set_rng_state(state:dict, # the result of `get_rng_state` (possibly through JSON)
+                 ):
     "Restore the random generators from `get_rng_state`'s result"
     torch.set_rng_state(_unb64(state['torch']))
     name, keys, pos, has_gauss, gauss = state['numpy']
@@ -61,7 +62,8 @@ def _plain(name, v):
     raise TypeError(f"CheckpointCB cannot store the fit argument {name}={v!r} ({type(v).__name__}); resumable fits "
                     "take numbers, strings, None and lists of them")
 
-def running_fit(learn:Learner) -> tuple:
+def running_fit(learn:Learner, # the learner whose fit is running
+               ) -> tuple:
     "Name and arguments (JSON data) of the outermost `fit`, `fit_one_cycle` or `fit_flat_cos` running on `learn`"
     codes = {}
     for n in SCHEDULES:
@@ -99,9 +101,14 @@ def _write_atomic(path:Path, text:str):
         f.write(text); f.flush(); os.fsync(f.fileno())
     os.replace(tmp, path)
 
-def checkpoint_dir(learn:Learner) -> Path: return Path(learn.path)/learn.model_dir
+def checkpoint_dir(learn:Learner) -> Path:
+    "The folder checkpoints of `learn` go to: `learn.path/learn.model_dir`, as for `Learner.save`"
+    return Path(learn.path)/learn.model_dir
 
-def save_checkpoint(learn:Learner, fname:str='checkpoint', **meta) -> Path:
+def save_checkpoint(learn:Learner, # the learner to save (weights and optimizer state)
+                    fname:str='checkpoint', # the checkpoint's name: `fname.json` names the weights file
+                    **meta # JSON data stored with it (`epoch` goes into the weights file's name)
+                   ) -> Path:
     "Save weights and optimizer (`Learner.save(with_opt=True)`) and `meta` as the checkpoint `fname`, atomically"
     d = checkpoint_dir(learn)
     d.mkdir(parents=True, exist_ok=True)
