@@ -148,7 +148,10 @@ def main(argv=None):
     p.add_argument('--out', default=None, help='markdown table to write (default benchmarks/results/accuracy.md, '
                    'or accuracy_quick.md with --quick); runs are appended to the same name with .jsonl')
     p.add_argument('--table-only', action='store_true', help='rebuild the table from the .jsonl without training')
+    p.add_argument('--threads', type=int, default=1, help='torch CPU threads (default 1: on a shared machine more '
+                   'threads than free cores make small RNNs many times slower; see benchmarks/README.md)')
     a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
     out = Path(a.out or ROOT/'benchmarks'/'results'/('accuracy_quick.md' if a.quick else 'accuracy.md'))
     out.parent.mkdir(parents=True, exist_ok=True)
     log = out.with_suffix('.jsonl')

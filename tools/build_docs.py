@@ -1,6 +1,6 @@
 """Build the documentation website offline, from the notebooks into _docs/ (no Quarto needed).
 
-    python tools/build_docs.py [NOTEBOOK ...] [--jobs N]
+    python tools/build_docs.py [NOTEBOOK ...] [--jobs N] [--no-slow]
 
 1. Every notebook under nbs/ is executed top to bottom in a fresh process with the repo root as working directory:
    all code cells, `#| slow` ones included, except `#| eval: false` ones.
@@ -51,7 +51,7 @@ def _as_in_jupyter():
         else: self.outputs.append(out)
     CapturingDisplayPublisher.publish = publish
 
-def render_nb(nb_rel):
+def render_nb(nb_rel, skip_flags=()):
     "Execute, process and write one notebook as Markdown + images under DOCS; return (title, seconds)"
     t0 = time.perf_counter()
     os.chdir(ROOT); sys.path.insert(0, str(ROOT))
@@ -71,7 +71,8 @@ def render_nb(nb_rel):
             self.k, self.timeout = CaptureShell(nb_rel), get_config().cell_timeout or None  # nbdev-test's limit
             self.k.run_cell('from nbdev.showdoc import show_doc')
         def cell(self, cell):
-            if cell.cell_type != 'code' or getattr(cell, 'directives_', {}).get('eval', '').lower() == 'false': return
+            d = getattr(cell, 'directives_', {})
+            if cell.cell_type != 'code' or d.get('eval', '').lower() == 'false' or set(skip_flags) & d.keys(): return
             self.k.cell(cell, timeout=self.timeout)
             if self.k.exc: raise RuntimeError(f'{nb_rel}, cell {cell.idx_}:\n{cell.source}\n{self.k.prettytb()}')
 
@@ -118,6 +119,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('notebooks', nargs='*', help='only these notebooks (paths under nbs/); default: all')
     ap.add_argument('--jobs', type=int, default=1, help='notebooks executed in parallel')
+    ap.add_argument('--no-slow', action='store_true', help='skip `#| slow` cells, as nbdev-test does (a quick preview)')
     args = ap.parse_args()
     t0 = time.perf_counter()
     os.chdir(ROOT)
@@ -139,7 +141,8 @@ def main():
     titles, failed = {}, []
     ctx = multiprocessing.get_context('spawn')       # a fresh interpreter per notebook, as in a fresh kernel
     with ProcessPoolExecutor(args.jobs, mp_context=ctx, max_tasks_per_child=1) as ex:
-        futs = {nb: ex.submit(render_nb, nb) for nb in nbs}
+        skip = str(get_config().tst_flags).split() if args.no_slow else ()
+        futs = {nb: ex.submit(render_nb, nb, skip) for nb in nbs}
         for nb, f in futs.items():
             try: titles[nb], secs = f.result(); print(f'  {secs:7.1f}s  {nb}', flush=True)
             except Exception as e: failed.append(nb); print(f'  FAILED   {nb}\n{e}', flush=True)
