@@ -11,19 +11,23 @@ import numpy as np
 import torch
 from torch import nn
 from fastcore.basics import listify, store_attr
-from fastai.learner import Learner, Metric, AvgLoss
-from fastai.callback.core import Callback, CancelBatchException
+from contextlib import contextmanager
+from fastai.learner import Learner, Metric, AvgLoss, AvgSmoothLoss, Recorder
+from fastai.callback.core import (Callback, CancelBatchException, CancelBackwardException, CancelEpochException,
+                                  CancelFitException, CancelStepException, CancelTrainException, CancelValidException)
 from fastai.callback.training import GradientClip
+from fastai.callback.progress import ProgressCallback
 from fastai.optimizer import OptimWrapper
+from fastai.torch_core import maybe_gather
 import fastai.callback.all  # fit_one_cycle, fit_flat_cos, lr_find, progress bars, trackers
-from fastcore.xtras import ContextManagers
+from fastcore.xtras import ContextManagers, modify_exception
 from ..models.rnn import *
 from ..data.loaders import *
 
 # %% auto #0
 __all__ = ['fun_rmse', 'fun_mae', 'RMSE', 'SampleAvgMetric', 'SampleAvgLoss', 'as_global_metric', 'SeqCB', 'TbpttResetCB',
-           'TerminateOnNonFiniteCB', 'default_opt_func', 'SeqLearner', 'TbpttLearner', 'RNNLearner', 'GradRecorderCB',
-           'PoisonLossCB']
+           'TerminateOnNonFiniteCB', 'FastOptimWrapper', 'default_opt_func', 'SmoothLoss', 'SeqRecorder',
+           'SeqProgressCallback', 'SeqLearner', 'TbpttLearner', 'RNNLearner', 'GradRecorderCB', 'PoisonLossCB']
 
 # %% ../../nbs/02_learner/00_learner.ipynb #72f9ef2b
 def fun_rmse(pred, targ):
@@ -169,7 +173,11 @@ class TerminateOnNonFiniteCB(Callback):
     "Stop training at the first non-finite loss, naming the epoch and batch, without updating the weights with it"
     order = 5
     def __init__(self, lazy:bool|None=None): self.lazy = lazy  # None: lazy on accelerators, immediate on the CPU
-    def before_fit(self): self.bad, self.where = None, None
+
+    def before_fit(self):
+        self.bad, self.where = None, None
+        opt = self._torch_opt()  # a flag left by a fit that stopped with an error must not skip this fit's steps
+        if opt is not None and hasattr(opt, 'found_inf'): del opt.found_inf
 
     def _torch_opt(self):
         opt = getattr(self.learn.opt, 'opt', None)
@@ -177,36 +185,95 @@ class TerminateOnNonFiniteCB(Callback):
 
     def after_backward(self):
         loss = self.learn.loss_grad.detach()
-        bad = ~torch.isfinite(loss).all()
-        here = torch.tensor([self.epoch, self.iter], device=loss.device)
-        if self.bad is None: self.bad, self.where = bad, torch.where(bad, here, torch.full_like(here, -1))
-        else:
-            self.where = torch.where(self.bad, self.where, torch.where(bad, here, self.where))
-            self.bad = self.bad | bad
-        opt = self._torch_opt()
         lazy = loss.device.type != 'cpu' if self.lazy is None else self.lazy
-        if lazy and opt is not None: opt.found_inf = self.bad.float()
-        else: self._check()
+        opt = self._torch_opt() if lazy else None
+        if opt is None:
+            if not bool(torch.isfinite(loss).all()): self._raise(self.epoch, self.iter)
+            return
+        bad = ~torch.isfinite(loss).all()
+        if self.bad is None:
+            self.bad, self.where = torch.zeros_like(bad), torch.full((), -1, dtype=torch.long, device=loss.device)
+        self.where = torch.where(bad & ~self.bad, self.iter, self.where)
+        self.bad = self.bad | bad
+        opt.found_inf = self.bad.float()
 
-    def _check(self):
-        if self.bad is not None and bool(self.bad):
-            e, b = self.where.tolist()
-            raise FloatingPointError(f"Non-finite training loss at epoch {e}, batch {b}: training stopped before "
-                                     "this update, so the weights are those from before it. Try a lower learning "
-                                     "rate, gradient clipping (grad_clip=...) or check the data for extreme values")
+    def _raise(self, epoch, batch):
+        raise FloatingPointError(f"Non-finite training loss at epoch {epoch}, batch {batch}: training stopped before "
+                                 "this update, so the weights are those from before it. Try a lower learning "
+                                 "rate, gradient clipping (grad_clip=...) or check the data for extreme values")
 
-    def after_train(self): self._check()
+    def after_train(self):
+        if self.bad is not None and bool(self.bad): self._raise(self.epoch, int(self.where))
     def after_fit(self):
         opt = self._torch_opt()
         if opt is not None and hasattr(opt, 'found_inf'): del opt.found_inf
 
 # %% ../../nbs/02_learner/00_learner.ipynb #0b79a6a5
+class FastOptimWrapper(OptimWrapper):
+    "fastai's `OptimWrapper` whose `hypers` (read several times per update by fastai's callbacks) is cheap to build"
+    @property
+    def hypers(self):
+        fm, res = self.fwd_map, []
+        for pg in self.opt.param_groups:
+            d = {}
+            for k,v in pg.items():
+                if k == 'params': continue
+                if isinstance(v, (tuple, list)):
+                    for i,v_ in enumerate(v): d[fm.get(f'{k}__{i}', f'{k}__{i}')] = v_
+                else: d[fm.get(k, k)] = v
+            res.append(d)
+        return res
+
 def default_opt_func(params, lr=1e-3, **kwargs):
     "torch's AdamW (fused kernel) with fastai's Adam defaults: betas (0.9, 0.99), eps 1e-5, decoupled weight decay 0.01"
     kw = dict(betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01, fused=True)
-    return OptimWrapper(params, opt=torch.optim.AdamW, lr=lr, **{**kw, **kwargs})
+    return FastOptimWrapper(params, opt=torch.optim.AdamW, lr=lr, **{**kw, **kwargs})
 
-# %% ../../nbs/02_learner/00_learner.ipynb #bb6c5149
+# %% ../../nbs/02_learner/00_learner.ipynb #4ef6f309
+class SmoothLoss(AvgSmoothLoss):
+    "fastai's exponentially smoothed training loss, kept on the loss's device (no host-device transfer per batch)"
+    def accumulate(self, learn):
+        self.count += 1
+        x = maybe_gather(learn.loss.detach().mean())
+        self.val = torch.lerp(x, self.val.to(x.device), self.beta)
+
+class SeqRecorder(Recorder):
+    "fastai's `Recorder` with the smoothed loss on the device; the epoch's losses move to the host when training ends"
+    @property
+    def name(self): return 'recorder'
+    def __init__(self, add_time=True, train_metrics=False, valid_metrics=True, beta=0.98):
+        super().__init__(add_time=add_time, train_metrics=train_metrics, valid_metrics=valid_metrics, beta=beta)
+        self.smooth_loss = SmoothLoss(beta=beta)
+    def before_fit(self):
+        super().before_fit()
+        self.n_host = 0
+    def _losses_to_host(self):
+        new = self.losses[self.n_host:]
+        if any(isinstance(l, torch.Tensor) and l.device.type != 'cpu' for l in new):
+            self.losses[self.n_host:] = list(torch.stack([l.detach() for l in new]).cpu().unbind())
+        self.n_host = len(self.losses)
+    def after_train(self):
+        self._losses_to_host()
+        super().after_train()
+    def after_fit(self): self._losses_to_host()  # fit cancelled during training (lr_find)
+
+def _redraws(pbar, v) -> bool:
+    "Whether fastprogress's `pbar.update(v)` will redraw the bar (its own rule; True when unsure)"
+    last = getattr(pbar, 'last_v', None)
+    if last is None or v <= getattr(pbar, 'first_its', 5): return True
+    total = getattr(pbar, 'total', None)
+    return v >= last + getattr(pbar, 'wait_for', 1) or bool(total and v >= total)
+
+class SeqProgressCallback(ProgressCallback):
+    "fastai's `ProgressCallback` reading the smoothed loss (a device synchronisation on a GPU) only when the bar redraws"
+    @property
+    def name(self): return 'progress'
+    def after_batch(self):
+        v = self.iter + 1
+        if _redraws(self.pbar, v) and hasattr(self, 'smooth_loss'): self.pbar.comment = f'{self.smooth_loss.item():.4f}'
+        self.pbar.update(v)
+
+# %% ../../nbs/02_learner/00_learner.ipynb #7ad147f6
 class _WindowGatherCB(Callback):
     "Gather inputs, predictions and targets per whole window (sub-windows glued along time)"
     order = 100
@@ -225,9 +292,63 @@ class _WindowGatherCB(Callback):
         out = [torch.cat([torch.cat(parts, 1) for parts in [r[i] for r in self.res]], 0) for i in range(3)]
         return out if self.with_input else out[1:]
 
-# %% ../../nbs/02_learner/00_learner.ipynb #b386c20c
+# %% ../../nbs/02_learner/00_learner.ipynb #2d8bf8a2
+_INNER_EVENTS = frozenset(('before_batch after_pred after_loss before_backward after_cancel_backward after_backward '
+                           'before_step after_step after_cancel_batch after_batch').split())
+_CANCELS = (CancelBatchException, CancelBackwardException, CancelEpochException, CancelFitException,
+            CancelStepException, CancelTrainException, CancelValidException)
+
+def _plain_cb(cb) -> bool:
+    "Whether `cb` runs through fastai's `Callback.__call__` and reads `training` from its learner"
+    return type(cb).__call__ is Callback.__call__ and 'training' not in vars(cb) and not hasattr(type(cb), 'training')
+
+def _defines(cb, event_name:str) -> bool: return event_name in vars(cb) or hasattr(type(cb), event_name)
+
 class SeqLearner(Learner):
     "A fastai `Learner` for sequence models with explicit state, predicting whole windows"
+    _handlers_key, _handlers = None, None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        rec = getattr(self, 'recorder', None)
+        if type(rec) is Recorder:
+            self.remove_cb(rec)
+            self.add_cb(SeqRecorder(rec.add_time, rec.train_metrics, rec.valid_metrics, rec.smooth_loss.beta))
+        prog = getattr(self, 'progress', None)
+        if type(prog) is ProgressCallback: self.remove_cb(prog); self.add_cb(SeqProgressCallback())
+
+    def _event_handlers(self, event_name:str) -> list:
+        "(callback, plain) pairs for `event_name`, sorted by order; rebuilt when the callbacks change"
+        key = tuple(map(id, self.cbs))
+        if key != self._handlers_key: self._handlers_key, self._handlers = key, {}
+        hs = self._handlers.get(event_name)
+        if hs is None:
+            hs = self._handlers[event_name] = [(cb, p) for cb in self.cbs.sorted('order')
+                                               for p in [_plain_cb(cb)] if not p or _defines(cb, event_name)]
+        return hs
+
+    def __call__(self, event_name):
+        "Run the callbacks for `event_name`: fastai's rules, with a fast path for the inner-loop events"
+        if event_name.__class__ is not str or event_name not in _INNER_EVENTS: return super().__call__(event_name)
+        training = self.training
+        for cb, plain in self._event_handlers(event_name):
+            if not plain: cb(event_name); continue
+            if not cb.run or not ((cb.run_train and training) or (cb.run_valid and not training)): continue
+            try: getattr(cb, event_name)()
+            except _CANCELS: raise
+            except Exception as e:
+                raise modify_exception(e, f'Exception occured in `{cb.__class__.__name__}` when calling event '
+                                          f'`{event_name}`:\n\t{e.args[0]}', replace=True)
+
+    @contextmanager
+    def no_bar(self):
+        "Context manager that removes the progress bar and puts the same one back"
+        prog = getattr(self, 'progress', None)
+        if prog is not None: self.remove_cb(prog)
+        try: yield self
+        finally:
+            if prog is not None: self.add_cb(prog)
+
     def get_preds(self, ds_idx:int=1, dl=None, with_input:bool=False, with_decoded:bool=False, with_loss:bool=False,
                   act=None, inner:bool=False, reorder:bool=True, cbs=None, **kwargs) -> tuple:
         "Predictions and targets of whole windows ([n_windows, T, n_y], physical units); inputs (normalised) first with `with_input`"
@@ -262,7 +383,7 @@ class TbpttLearner(SeqLearner):
     @property
     def k2(self): return self.tbptt_reset_cb.k2 or self.k1
 
-# %% ../../nbs/02_learner/00_learner.ipynb #8f142b26
+# %% ../../nbs/02_learner/00_learner.ipynb #a94f0806
 def RNNLearner(
     dls:SeqDataLoaders, # from `create_dls` or a benchmark's `create_dls_*`
     rnn_type:str='gru', # 'lstm', 'gru' or 'rnn'
@@ -309,7 +430,7 @@ def RNNLearner(
     learn.recorder.loss = SampleAvgLoss()
     return learn
 
-# %% ../../nbs/02_learner/00_learner.ipynb #8d6c0131
+# %% ../../nbs/02_learner/00_learner.ipynb #34e95c70
 class GradRecorderCB(Callback):
     "Record the loss and a copy of every gradient after each backward pass (for tests and diagnostics)"
     order = 90
@@ -318,7 +439,7 @@ class GradRecorderCB(Callback):
         self.losses.append(self.learn.loss_grad.detach().clone())
         self.grads.append([p.grad.detach().clone() for p in self.learn.model.parameters()])
 
-# %% ../../nbs/02_learner/00_learner.ipynb #4d70e666
+# %% ../../nbs/02_learner/00_learner.ipynb #c0da3d25
 class PoisonLossCB(Callback):
     "Make the loss of update `at` (epoch, iter) NaN: for testing non-finite loss handling"
     order = 1
