@@ -136,8 +136,9 @@ def test_page(page, site, browser):
         browser.js("document.querySelector('article img[src*=\"_files/\"]').scrollIntoView()")
         time.sleep(0.5)  # the header's title animation after a scroll
         browser.screenshot(SHOTS/f'{name}_plot.png')
-    text = browser.js("document.querySelector('article').innerText")
-    for leftover in ('#| ', 'show_doc(', 'nbdev_export'): assert leftover not in text, f'{leftover!r} shown on {page}'
+    code = browser.js("[...document.querySelectorAll('article pre')].map(p => p.innerText)")
+    for leftover in (r'^\s*#\|', r'\bshow_doc\(', r'\bnbdev_export\('):  # directives and nbdev calls stay hidden
+        assert not [c for c in code if re.search(leftover, c, re.M)], f'{leftover!r} in code shown on {page}'
 
 def test_api_docs(site, browser):
     "show_doc rendered each exported symbol as a heading followed by its signature"

@@ -32,6 +32,14 @@ def page_path(nb):
     from nbdev.config import nbpath2html
     return nbpath2html(nb).with_suffix('.md')
 
+_re_link = re.compile(r'\]\((?![a-zA-Z][\w+.-]*:|[#/])([^)\s#]+)\.(html|ipynb)(#[^)\s]*)?\)')
+
+def local_links(md):
+    "Point relative links to pages (`x.html` as nbdev writes them, or `NN_x.ipynb`) at their Markdown, for mkdocs to check"
+    from nbdev.config import nbpath2html
+    def _f(m): return f"]({nbpath2html(m[1] + '.ipynb').with_suffix('.md').as_posix() if m[2] == 'ipynb' else m[1] + '.md'}{m[3] or ''})"
+    return _re_link.sub(_f, md)
+
 def _quarto_dirs(cell):
     "Pop the `#| key: value` lines nbdev leaves for Quarto from the top of a code cell; return them as a dict"
     lines, dirs = cell.source.splitlines(), {}
@@ -99,7 +107,7 @@ def render_nb(nb_rel, skip_flags=()):
         remove_input_tags={'remove_input'}, remove_all_outputs_tags={'remove_output'})})
     body, res = exp.from_notebook_node(nb, resources={'unique_key': page.stem, 'output_files_dir': f'{page.stem}_files'})
     cfg = get_config()
-    body = body.replace(f"{cfg.doc_host}{cfg.doc_baseurl}/", '../'*(len(page.parts)-1) or './')  # API links stay local
+    body = local_links(body.replace(f"{cfg.doc_host}{cfg.doc_baseurl}/", '../'*(len(page.parts)-1) or './'))  # API links stay local
     title = fm.get('title', page.stem)
     head = f'---\ntitle: {json.dumps(title)}\n---\n\n# {title}\n\n' + (f'> {fm["description"]}\n\n' if fm.get('description') else '')
     out = DOCS/page

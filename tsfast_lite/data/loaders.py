@@ -146,6 +146,9 @@ class WindowDL:
         "Iterate over the (u, y) batches of whole windows of one epoch, on the loader's device"
         plan = self.plan()
         if self.num_workers == 0:
+            dev = self.windows.starts.device
+            if dev.type != 'cpu' and plan:  # one host-to-device copy of the epoch's plan, not one per batch
+                plan = torch.cat(plan).to(dev).split([len(p) for p in plan])
             for idxs in plan: yield self.windows.get(idxs)
             return
         cpu = copy.copy(self.windows).to('cpu')

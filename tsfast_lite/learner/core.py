@@ -6,19 +6,21 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/02_learner/learner.html.md"""
 
 # %% ../../nbs/02_learner/00_learner.ipynb #a2984d28
 from __future__ import annotations
+import math
 from functools import partial
 import numpy as np
 import torch
 from torch import nn
 from fastcore.basics import listify, store_attr
 from contextlib import contextmanager
-from fastai.learner import Learner, Metric, AvgLoss, AvgSmoothLoss, Recorder
+from fastai.learner import Learner, Metric, AvgLoss, AvgSmoothLoss, Recorder, CastToTensor
 from fastai.callback.core import (Callback, CancelBatchException, CancelBackwardException, CancelEpochException,
                                   CancelFitException, CancelStepException, CancelTrainException, CancelValidException)
 from fastai.callback.training import GradientClip
 from fastai.callback.progress import ProgressCallback
-from fastai.optimizer import OptimWrapper
-from fastai.torch_core import maybe_gather
+from fastai.optimizer import OptimWrapper, set_item_pg
+from fastai.callback.schedule import SchedCos, ParamScheduler
+from fastai.torch_core import maybe_gather, num_distrib
 import fastai.callback.all  # fit_one_cycle, fit_flat_cos, lr_find, progress bars, trackers
 from fastcore.xtras import ContextManagers, modify_exception
 from ..models.rnn import *
@@ -27,7 +29,8 @@ from ..data.loaders import *
 # %% auto #0
 __all__ = ['fun_rmse', 'fun_mae', 'RMSE', 'SampleAvgMetric', 'SampleAvgLoss', 'as_global_metric', 'SeqCB', 'TbpttResetCB',
            'TerminateOnNonFiniteCB', 'FastOptimWrapper', 'default_opt_func', 'SmoothLoss', 'SeqRecorder',
-           'SeqProgressCallback', 'SeqLearner', 'TbpttLearner', 'RNNLearner', 'GradRecorderCB', 'PoisonLossCB']
+           'SeqCastToTensor', 'SeqProgressCallback', 'SeqLearner', 'TbpttLearner', 'RNNLearner', 'GradRecorderCB',
+           'PoisonLossCB']
 
 # %% ../../nbs/02_learner/00_learner.ipynb #72f9ef2b
 def fun_rmse(pred, targ):
@@ -85,7 +88,14 @@ def as_global_metric(m) -> Metric:
 class SeqCB(Callback):
     "Unpack `(y, state)` predictions and leave the first `n_skip` samples of every window unscored"
     order = -10
+    _batch_attrs = frozenset(('first', 'offset', '_u', '_u_fwd', 'state', 'hist'))
     def __init__(self, n_skip:int=0): self.n_skip = n_skip
+
+    def __setattr__(self, name, value):
+        # the per-batch attributes skip fastai's check for shadowed learner attributes (a failing lookup on the
+        # learner and its model, several per update)
+        if name in self._batch_attrs: self.__dict__[name] = value
+        else: super().__setattr__(name, value)
 
     def _window_start(self) -> bool: return getattr(self.learn.dl, 'window_start', True)
 
@@ -137,13 +147,13 @@ class TbpttResetCB(SeqCB):
                                f"{getattr(self.learn.dl, 'sub_idx', '?')}): the carried state would be lost")
         k1, k2 = x.shape[1], self.k2
         state = self.state
-        if self.training and k2 is not None and k2 < k1:
+        if self.learn.training and k2 is not None and k2 < k1:
             # the first k1-k2 steps advance the state without a graph; only the last k2 are backpropagated and scored
             self.offset = k1 - k2
             with torch.no_grad(): _, state = self.learn.model(x[:, :self.offset], state)
             x = x[:, self.offset:]
             self.learn.yb = tuple(y[:, self.offset:] for y in self.learn.yb)
-        elif self.training and k2 is not None and k2 > k1 and self.hist is not None:
+        elif self.learn.training and k2 is not None and k2 > k1 and self.hist is not None:
             # recompute the overlap from the state kept k2 steps back, so gradients reach that far
             hx, state = self.hist
             self.offset = -hx.shape[1]
@@ -155,7 +165,7 @@ class TbpttResetCB(SeqCB):
         pred, state = self.learn.pred
         self.state = detach_state(state)
         if self.offset < 0: pred, self.offset = pred[:, -self.offset:], 0
-        if self.training and self.k2 is not None and self.k2 > self._u.shape[1]: self._keep_history()
+        if self.learn.training and self.k2 is not None and self.k2 > self._u.shape[1]: self._keep_history()
         self.learn.pred = self._score(pred)
         self.learn.xb = (self._u,)
 
@@ -188,7 +198,8 @@ class TerminateOnNonFiniteCB(Callback):
         lazy = loss.device.type != 'cpu' if self.lazy is None else self.lazy
         opt = self._torch_opt() if lazy else None
         if opt is None:
-            if not bool(torch.isfinite(loss).all()): self._raise(self.epoch, self.iter)
+            ok = math.isfinite(loss.item()) if loss.numel() == 1 else bool(torch.isfinite(loss).all())
+            if not ok: self._raise(self.epoch, self.iter)
             return
         bad = ~torch.isfinite(loss).all()
         if self.bad is None:
@@ -224,6 +235,16 @@ class FastOptimWrapper(OptimWrapper):
             res.append(d)
         return res
 
+    def set_hyper(self, k, v):
+        "Set hyper-parameter `k` (fastai's name) to `v`, one value or one per parameter group"
+        pgs = self.opt.param_groups
+        if isinstance(v, (int, float, np.number)): v = [v] * len(pgs)
+        elif isinstance(v, (list, tuple, np.ndarray)) and np.ndim(v) == 1 and len(v) in (1, len(pgs)):
+            v = list(v) * (len(pgs) if len(v) == 1 else 1)
+        else: return super().set_hyper(k, v)  # slices and the error messages: fastai's
+        name = self.bwd_map[k]
+        for pg, x in zip(pgs, v): set_item_pg(pg, name, x)
+
 def default_opt_func(params, lr=1e-3, **kwargs):
     "torch's AdamW (fused kernel) with fastai's Adam defaults: betas (0.9, 0.99), eps 1e-5, decoupled weight decay 0.01"
     kw = dict(betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01, fused=True)
@@ -232,9 +253,14 @@ def default_opt_func(params, lr=1e-3, **kwargs):
 # %% ../../nbs/02_learner/00_learner.ipynb #4ef6f309
 class SmoothLoss(AvgSmoothLoss):
     "fastai's exponentially smoothed training loss, kept on the loss's device (no host-device transfer per batch)"
+    def reset(self):
+        super().reset()
+        self.gather = num_distrib() > 1
     def accumulate(self, learn):
         self.count += 1
-        x = maybe_gather(learn.loss.detach().mean())
+        x = learn.loss.detach()
+        if x.ndim: x = x.mean()
+        if getattr(self, 'gather', False): x = maybe_gather(x)
         self.val = torch.lerp(x, self.val.to(x.device), self.beta)
 
 class SeqRecorder(Recorder):
@@ -247,6 +273,18 @@ class SeqRecorder(Recorder):
     def before_fit(self):
         super().before_fit()
         self.n_host = 0
+    def after_batch(self):
+        "fastai's `after_batch`; in training without rebuilding lists and hyper-parameter dictionaries every batch"
+        learn = self.learn
+        if not learn.training or not len(learn.yb): return super().after_batch()
+        if not getattr(self, 'cancel_train', False):
+            self.smooth_loss.accumulate(learn)
+            if self.train_metrics:
+                for m in learn.metrics: m.accumulate(learn)
+        opt = learn.opt
+        self.lrs.append(opt.opt.param_groups[-1]['lr'] if isinstance(opt, OptimWrapper) else opt.hypers[-1]['lr'])
+        learn.smooth_loss = v = self.smooth_loss.value
+        self.losses.append(v)
     def _losses_to_host(self):
         new = self.losses[self.n_host:]
         if any(isinstance(l, torch.Tensor) and l.device.type != 'cpu' for l in new):
@@ -263,6 +301,17 @@ def _redraws(pbar, v) -> bool:
     if last is None or v <= getattr(pbar, 'first_its', 5): return True
     total = getattr(pbar, 'total', None)
     return v >= last + getattr(pbar, 'wait_for', 1) or bool(total and v >= total)
+
+class SeqCastToTensor(CastToTensor):
+    "fastai's `CastToTensor`, skipping batches that hold plain tensors only (what our DataLoaders yield)"
+    @property
+    def name(self): return 'cast_to_tensor'
+    def before_batch(self):
+        if not (_plain_tensors(self.learn.xb) and _plain_tensors(self.learn.yb)): super().before_batch()
+
+def _plain_tensors(x) -> bool:
+    "Whether `x` is None, a plain `torch.Tensor`, or a tuple of those (nested)"
+    return x is None or type(x) is torch.Tensor or (type(x) is tuple and all(_plain_tensors(o) for o in x))
 
 class SeqProgressCallback(ProgressCallback):
     "fastai's `ProgressCallback` reading the smoothed loss (a device synchronisation on a GPU) only when the bar redraws"
@@ -304,18 +353,52 @@ def _plain_cb(cb) -> bool:
 
 def _defines(cb, event_name:str) -> bool: return event_name in vars(cb) or hasattr(type(cb), event_name)
 
+def _combined_cos(pct:float, start, middle, end):
+    "fastai's `combined_cos`: cosine from `start` to `middle` over [0, `pct`), then to `end`; plain float arithmetic"
+    first, second = SchedCos(start, middle), SchedCos(middle, end)
+    def _inner(pos):
+        if pos < pct: return first(pos / pct)
+        return second((pos - pct) / (1 - pct)) if pct < 1 else first(1.)
+    return _inner
+
 class SeqLearner(Learner):
     "A fastai `Learner` for sequence models with explicit state, predicting whole windows"
     _handlers_key, _handlers = None, None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        rec = getattr(self, 'recorder', None)
-        if type(rec) is Recorder:
-            self.remove_cb(rec)
-            self.add_cb(SeqRecorder(rec.add_time, rec.train_metrics, rec.valid_metrics, rec.smooth_loss.beta))
-        prog = getattr(self, 'progress', None)
-        if type(prog) is ProgressCallback: self.remove_cb(prog); self.add_cb(SeqProgressCallback())
+        for cb in list(self.cbs):  # fastai's default callbacks -> our lean versions, under the same names
+            if type(cb) is Recorder:
+                new = SeqRecorder(cb.add_time, cb.train_metrics, cb.valid_metrics, cb.smooth_loss.beta)
+            elif type(cb) is ProgressCallback: new = SeqProgressCallback()
+            elif type(cb) is CastToTensor: new = SeqCastToTensor()
+            else: continue
+            self.remove_cb(cb); self.add_cb(new)
+
+    def _set_device(self, b):
+        "Batches already on the model's device (what our DataLoaders yield) pass through untouched"
+        dev = next(self.model.parameters()).device
+        if all(isinstance(t, torch.Tensor) and t.device == dev for t in b): return b
+        return super()._set_device(b)
+
+    def fit_one_cycle(self, n_epoch, lr_max=None, div=25., div_final=1e5, pct_start=0.25, wd=None,
+                      moms=None, cbs=None, reset_opt=False, start_epoch=0):
+        "fastai's `fit_one_cycle` (1cycle policy), with a schedule that costs no tensor arithmetic per update"
+        if self.opt is None: self.create_opt()
+        self.opt.set_hyper('lr', self.lr if lr_max is None else lr_max)
+        lr_max = np.array([h['lr'] for h in self.opt.hypers])
+        scheds = {'lr': _combined_cos(pct_start, lr_max/div, lr_max, lr_max/div_final),
+                  'mom': _combined_cos(pct_start, *(self.moms if moms is None else moms))}
+        self.fit(n_epoch, cbs=[ParamScheduler(scheds)]+listify(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
+
+    def fit_flat_cos(self, n_epoch, lr=None, div_final=1e5, pct_start=0.75, wd=None,
+                     cbs=None, reset_opt=False, start_epoch=0):
+        "fastai's `fit_flat_cos` (flat `lr`, then cosine annealing), with a schedule that costs no tensor arithmetic per update"
+        if self.opt is None: self.create_opt()
+        self.opt.set_hyper('lr', self.lr if lr is None else lr)
+        lr = np.array([h['lr'] for h in self.opt.hypers])
+        scheds = {'lr': _combined_cos(pct_start, lr, lr, lr/div_final)}
+        self.fit(n_epoch, cbs=[ParamScheduler(scheds)]+listify(cbs), reset_opt=reset_opt, wd=wd, start_epoch=0)
 
     def _event_handlers(self, event_name:str) -> list:
         "(callback, plain) pairs for `event_name`, sorted by order; rebuilt when the callbacks change"
