@@ -3,13 +3,17 @@
 The site (TSFAST_LITE_DOCS_DIR, default _docs/) is served on 127.0.0.1 and opened in headless Chromium (Debian package
 `chromium`) through the Chrome DevTools Protocol. Each page must load without console errors, show its plots as <img>
 elements that really loaded, and the navigation must list the chapters in notebook order. Screenshots go to
-TSFAST_LITE_SCREENSHOTS (default _docs_screenshots/). Run only the pages that exist yet with e.g.
-`pytest tests/test_docs_site.py -k "not tutorial_silverbox"`.
+TSFAST_LITE_SCREENSHOTS (default _docs_screenshots/). Check some pages only with e.g.
+`pytest tests/test_docs_site.py -k dataloaders`.
 """
-import functools, http.server, itertools, json, os, re, shutil, subprocess, tempfile, threading, time, urllib.request
+import functools, http.server, itertools, json, os, re, shutil, signal, subprocess, tempfile, threading, time, urllib.request
 from base64 import b64decode
 from pathlib import Path
 import pytest
+
+# Needs a built site: deselected from the plain `pytest` run (see pyproject.toml), run by .ci/run after the build
+# with `pytest -m site tests/test_docs_site.py`.
+pytestmark = pytest.mark.site
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = Path(os.environ.get('TSFAST_LITE_DOCS_DIR', ROOT/'_docs'))
@@ -42,7 +46,7 @@ class Chromium:
         self.proc = subprocess.Popen([exe, '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
             '--disable-component-update', '--disable-sync', '--no-first-run', f'--user-data-dir={tmp}', '--hide-scrollbars',
             '--remote-debugging-port=0', '--window-size=1280,900', 'about:blank'],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # its own process group
         port_file, end = Path(tmp)/'DevToolsActivePort', time.monotonic() + 60
         while not (port_file.is_file() and port_file.read_text().strip()):
             if self.proc.poll() is not None or time.monotonic() > end: raise RuntimeError(f'{exe} did not start')
@@ -98,16 +102,18 @@ class Chromium:
         Path(path).write_bytes(b64decode(self.send('Page.captureScreenshot', format='png')['data']))
 
     def close(self):
+        "Close the connection and stop Chromium with the processes it started (its process group)"
         self.ws.close()
-        self.proc.terminate()
-        try: self.proc.wait(10)
-        except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try: os.killpg(self.proc.pid, sig); self.proc.wait(10); break
+            except ProcessLookupError: break
+            except subprocess.TimeoutExpired: pass
 
 @pytest.fixture(scope='module')
 def browser():
     exe = os.environ.get('CHROMIUM') or next(filter(None, map(shutil.which, ('chromium', 'chromium-browser', 'google-chrome'))), None)
     if exe is None: pytest.fail('Chromium not found: `apt-get install -y chromium` (or set CHROMIUM to its path)')
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         b = Chromium(exe, tmp)
         try: yield b
         finally: b.close()
