@@ -165,7 +165,7 @@ class WindowDL:
                 continue
             for i in range(self.n_sub):
                 self.sub_idx = i
-                yield u[:, i*L:(i+1)*L], y[:, i*L:(i+1)*L]
+                yield u[:, i*L:(i+1)*L].contiguous(), y[:, i*L:(i+1)*L].contiguous()
         self.sub_idx = 0
 
     def one_batch(self):

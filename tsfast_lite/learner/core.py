@@ -14,12 +14,12 @@ from torch import nn
 from fastcore.basics import listify, store_attr
 from contextlib import contextmanager
 from fastai.learner import Learner, Metric, AvgLoss, AvgSmoothLoss, Recorder, CastToTensor
-from fastai.callback.core import (Callback, CancelBatchException, CancelBackwardException, CancelEpochException,
+from fastai.callback.core import (Callback, TrainEvalCallback, CancelBatchException, CancelBackwardException, CancelEpochException,
                                   CancelFitException, CancelStepException, CancelTrainException, CancelValidException)
 from fastai.callback.training import GradientClip
 from fastai.callback.progress import ProgressCallback
 from fastai.optimizer import OptimWrapper, set_item_pg
-from fastai.callback.schedule import SchedCos, ParamScheduler
+from fastai.callback.schedule import ParamScheduler
 from fastai.torch_core import maybe_gather, num_distrib
 import fastai.callback.all  # fit_one_cycle, fit_flat_cos, lr_find, progress bars, trackers
 from fastcore.xtras import ContextManagers, modify_exception
@@ -29,8 +29,8 @@ from ..data.loaders import *
 # %% auto #0
 __all__ = ['fun_rmse', 'fun_mae', 'RMSE', 'SampleAvgMetric', 'SampleAvgLoss', 'as_global_metric', 'SeqCB', 'TbpttResetCB',
            'TerminateOnNonFiniteCB', 'FastOptimWrapper', 'default_opt_func', 'SmoothLoss', 'SeqRecorder',
-           'SeqCastToTensor', 'SeqProgressCallback', 'SeqLearner', 'TbpttLearner', 'RNNLearner', 'GradRecorderCB',
-           'PoisonLossCB']
+           'SeqCastToTensor', 'SeqTrainEvalCallback', 'SeqParamScheduler', 'SeqProgressCallback', 'SeqLearner',
+           'TbpttLearner', 'RNNLearner', 'GradRecorderCB', 'PoisonLossCB']
 
 # %% ../../nbs/02_learner/00_learner.ipynb #72f9ef2b
 def fun_rmse(pred, targ):
@@ -221,7 +221,10 @@ class TerminateOnNonFiniteCB(Callback):
 
 # %% ../../nbs/02_learner/00_learner.ipynb #0b79a6a5
 class FastOptimWrapper(OptimWrapper):
-    "fastai's `OptimWrapper` whose `hypers` (read several times per update by fastai's callbacks) is cheap to build"
+    "fastai's `OptimWrapper` whose per-update calls (`hypers`, `set_hyper`, `step`, `zero_grad`) are cheap"
+    def step(self, closure=None): return self.opt.step(closure)
+    def zero_grad(self): self.opt.zero_grad()
+
     @property
     def hypers(self):
         fm, res = self.fwd_map, []
@@ -313,6 +316,26 @@ def _plain_tensors(x) -> bool:
     "Whether `x` is None, a plain `torch.Tensor`, or a tuple of those (nested)"
     return x is None or type(x) is torch.Tensor or (type(x) is tuple and all(_plain_tensors(o) for o in x))
 
+class SeqTrainEvalCallback(TrainEvalCallback):
+    "fastai's `TrainEvalCallback`, counting iterations without attribute lookups through `GetAttr`"
+    @property
+    def name(self): return 'train_eval'
+    def after_batch(self):
+        learn = self.learn
+        learn.pct_train += 1./(learn.n_iter*learn.n_epoch)
+        learn.train_iter += 1
+
+class SeqParamScheduler(ParamScheduler):
+    "fastai's `ParamScheduler`, reading and setting hyper-parameters without attribute lookups through `GetAttr`"
+    @property
+    def name(self): return 'param_scheduler'
+    def before_batch(self):
+        learn = self.learn
+        for n,f in self.scheds.items(): learn.opt.set_hyper(n, f(learn.pct_train))
+    def after_batch(self):
+        h = self.learn.opt.hypers[-1]
+        for p in self.scheds.keys(): self.hps[p].append(h[p])
+
 class SeqProgressCallback(ProgressCallback):
     "fastai's `ProgressCallback` reading the smoothed loss (a device synchronisation on a GPU) only when the bar redraws"
     @property
@@ -355,10 +378,12 @@ def _defines(cb, event_name:str) -> bool: return event_name in vars(cb) or hasat
 
 def _combined_cos(pct:float, start, middle, end):
     "fastai's `combined_cos`: cosine from `start` to `middle` over [0, `pct`), then to `end`; plain float arithmetic"
-    first, second = SchedCos(start, middle), SchedCos(middle, end)
+    # one parameter group (the usual case): Python floats, not 1-element numpy arrays
+    start, middle, end = (v.item() if isinstance(v, np.ndarray) and v.size == 1 else v for v in (start, middle, end))
+    def cos(a, b, pos): return a + (1 + math.cos(math.pi * (1 - pos))) * (b - a) / 2  # fastai's `sched_cos`
     def _inner(pos):
-        if pos < pct: return first(pos / pct)
-        return second((pos - pct) / (1 - pct)) if pct < 1 else first(1.)
+        if pos < pct: return cos(start, middle, pos / pct)
+        return cos(middle, end, (pos - pct) / (1 - pct)) if pct < 1 else middle
     return _inner
 
 class SeqLearner(Learner):
@@ -372,6 +397,7 @@ class SeqLearner(Learner):
                 new = SeqRecorder(cb.add_time, cb.train_metrics, cb.valid_metrics, cb.smooth_loss.beta)
             elif type(cb) is ProgressCallback: new = SeqProgressCallback()
             elif type(cb) is CastToTensor: new = SeqCastToTensor()
+            elif type(cb) is TrainEvalCallback: new = SeqTrainEvalCallback()
             else: continue
             self.remove_cb(cb); self.add_cb(new)
 
@@ -389,7 +415,7 @@ class SeqLearner(Learner):
         lr_max = np.array([h['lr'] for h in self.opt.hypers])
         scheds = {'lr': _combined_cos(pct_start, lr_max/div, lr_max, lr_max/div_final),
                   'mom': _combined_cos(pct_start, *(self.moms if moms is None else moms))}
-        self.fit(n_epoch, cbs=[ParamScheduler(scheds)]+listify(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
+        self.fit(n_epoch, cbs=[SeqParamScheduler(scheds)]+listify(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
 
     def fit_flat_cos(self, n_epoch, lr=None, div_final=1e5, pct_start=0.75, wd=None,
                      cbs=None, reset_opt=False, start_epoch=0):
@@ -398,11 +424,11 @@ class SeqLearner(Learner):
         self.opt.set_hyper('lr', self.lr if lr is None else lr)
         lr = np.array([h['lr'] for h in self.opt.hypers])
         scheds = {'lr': _combined_cos(pct_start, lr, lr, lr/div_final)}
-        self.fit(n_epoch, cbs=[ParamScheduler(scheds)]+listify(cbs), reset_opt=reset_opt, wd=wd, start_epoch=0)
+        self.fit(n_epoch, cbs=[SeqParamScheduler(scheds)]+listify(cbs), reset_opt=reset_opt, wd=wd, start_epoch=0)
 
     def _event_handlers(self, event_name:str) -> list:
         "(callback, plain) pairs for `event_name`, sorted by order; rebuilt when the callbacks change"
-        key = tuple(map(id, self.cbs))
+        key = tuple(map(id, self.cbs.items))
         if key != self._handlers_key: self._handlers_key, self._handlers = key, {}
         hs = self._handlers.get(event_name)
         if hs is None:
