@@ -60,6 +60,12 @@ RECIPES = {
         dls=dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40),
         learner=dict(rnn_type='lstm', hidden_size=64, n_skip=50),
         fit=dict(n_epoch=15, lr=3e-3)),
+    'sb_lstm_tbptt_5000_e25': dict(
+        benchmark='silverbox',
+        doc="as `sb_lstm_tbptt_5000`, 25 epochs (1,000 window-batches, 20,000 updates)",
+        dls=dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40),
+        learner=dict(rnn_type='lstm', hidden_size=64, n_skip=50),
+        fit=dict(n_epoch=25, lr=3e-3)),
     'wh_gru_w2': dict(
         benchmark='wiener_hammerstein',
         doc="W2 on Wiener-Hammerstein: GRU 100, bs 64, win_sz 200, stp_sz 1, 300 batches/epoch, n_skip 50, "
@@ -106,10 +112,10 @@ def run_one(name:str, seed:int, quick:bool) -> dict:
                 host=platform.node(), time=time.strftime('%Y-%m-%d %H:%M:%S'))
 
 
-def _fmt(vals):
+def _fmt(vals, digits=3):
     if not vals: return '–'
-    if len(vals) == 1: return f"{vals[0]:.3f}"
-    return f"{np.mean(vals):.3f} ± {np.std(vals, ddof=1):.3f}"
+    if len(vals) == 1: return f"{vals[0]:.{digits}f}"
+    return f"{np.mean(vals):.{digits}f} ± {np.std(vals, ddof=1):.{digits}f}"
 
 
 def table(rows:list, quick:bool=False) -> str:
@@ -117,7 +123,7 @@ def table(rows:list, quick:bool=False) -> str:
     out = ["# Accuracy on the official test sets" + (" (QUICK smoke run: numbers meaningless)" if quick else ''), '',
            "Free-run simulation RMSE from the zero state, scored on y[n_init:] (`evaluate_tests`). Ours: mean ± sample "
            "standard deviation over seeds; training time is wall-clock for `fit_flat_cos` incl. validation, "
-           f"on {rows[0]['threads'] if rows else '?'} CPU threads shared with other jobs.", '']
+           f"with {rows[0]['threads'] if rows else '?'} torch thread(s) on a 2-core machine shared with other jobs.", '']
     for bm, tests in TEST_ORDER.items():
         mine = [r for r in rows if r['benchmark'] == bm]
         if not mine and bm not in PUBLISHED: continue
@@ -126,7 +132,7 @@ def table(rows:list, quick:bool=False) -> str:
         for name in dict.fromkeys(r['recipe'] for r in mine):
             rs = [r for r in mine if r['recipe'] == name]
             cells = [_fmt([r['rmse'][t] for r in rs if t in r['rmse']]) for t in tests]
-            tmin = _fmt([r['train_s'] / 60 for r in rs]).replace('.000', '')
+            tmin = _fmt([r['train_s'] / 60 for r in rs], 1)
             out.append(f"| tsfast_lite `{name}` | " + ' | '.join(cells) +
                        f" | {', '.join(str(r['seed']) for r in rs)} | {tmin} |")
         for name, vals in PUBLISHED.get(bm, {}).items():

@@ -73,10 +73,12 @@ class SeqWindows:
         self.u, self.y, self.starts, self._steps = (t.to(device) for t in (self.u, self.y, self.starts, self._steps))
         return self
 
-    def get(self, idxs) -> tuple:
-        "The windows `idxs` as a tuple (u [bs, win_sz, n_u], y [bs, win_sz, n_y])"
+    def get(self, idxs, offset:int=0, length:int|None=None) -> tuple:
+        "Samples `offset` to `offset+length` (default: all) of the windows `idxs`: (u [bs, length, n_u], y [bs, length, n_y])"
         idxs = torch.as_tensor(idxs, dtype=torch.long, device=self.starts.device)
-        t = self.starts[idxs][:, None] + self._steps
+        steps = self._steps if length is None and not offset else \
+                self._steps[offset:offset + (self.win_sz - offset if length is None else length)]
+        t = self.starts[idxs][:, None] + steps
         return self.u[t], self.y[t]
 
     def new_empty(self):
@@ -142,15 +144,17 @@ class WindowDL:
 
     def __len__(self): return self.n_window_batches() * self.n_sub
 
+    def _device_plan(self) -> list:
+        "The epoch's plan on the windows' device: one host-to-device copy, not one per batch"
+        plan, dev = self.plan(), self.windows.starts.device
+        return list(torch.cat(plan).to(dev).split([len(p) for p in plan])) if dev.type != 'cpu' and plan else plan
+
     def window_batches(self):
         "Iterate over the (u, y) batches of whole windows of one epoch, on the loader's device"
-        plan = self.plan()
         if self.num_workers == 0:
-            dev = self.windows.starts.device
-            if dev.type != 'cpu' and plan:  # one host-to-device copy of the epoch's plan, not one per batch
-                plan = torch.cat(plan).to(dev).split([len(p) for p in plan])
-            for idxs in plan: yield self.windows.get(idxs)
+            for idxs in self._device_plan(): yield self.windows.get(idxs)
             return
+        plan = self.plan()
         cpu = copy.copy(self.windows).to('cpu')
         dl = torch.utils.data.DataLoader(_PlannedBatches(cpu, plan), batch_size=None, shuffle=False,
                                          num_workers=self.num_workers, pin_memory=self.device.type == 'cuda')
@@ -158,6 +162,14 @@ class WindowDL:
 
     def __iter__(self):
         L = self.sub_seq_len
+        if L is not None and self.num_workers == 0:
+            # each sub-window gathered on its own: contiguous, and only bs x sub_seq_len samples in memory at a time
+            for idxs in self._device_plan():
+                for i in range(self.n_sub):
+                    self.sub_idx = i
+                    yield self.windows.get(idxs, i*L, L)
+            self.sub_idx = 0
+            return
         for u,y in self.window_batches():
             if L is None:
                 self.sub_idx = 0
@@ -282,7 +294,7 @@ def create_dls(
     return SeqDataLoaders(train_dl, valid_dl, norm_u=norm_u, norm_y=norm_y, fs=fs, test_sets=test_sets,
                           n_init=n_init, device=train_dl.device)
 
-# %% ../../nbs/00_data/01_dataloaders.ipynb #5643eb15
+# %% ../../nbs/00_data/01_dataloaders.ipynb #6ca9530e
 def iter_windows(dl):
     "Iterate over `dl` gluing sub-windows back into whole windows: yields (u, y) of shape [bs, win_sz, ...]"
     us, ys = [], []
@@ -291,7 +303,7 @@ def iter_windows(dl):
         us.append(u); ys.append(y)
     if us: yield torch.cat(us, 1), torch.cat(ys, 1)
 
-# %% ../../nbs/00_data/01_dataloaders.ipynb #5ac395a1
+# %% ../../nbs/00_data/01_dataloaders.ipynb #fc572cab
 def _time_axis(n, fs):
     return (np.arange(n) / fs, 'time [s]') if fs else (np.arange(n), 'sample')
 
@@ -312,7 +324,7 @@ def plot_windows(u, y, u_names, y_names, fs=None, preds=None, max_n:int=4, figsi
     fig.tight_layout()
     return fig
 
-# %% ../../nbs/00_data/01_dataloaders.ipynb #9b84e03f
+# %% ../../nbs/00_data/01_dataloaders.ipynb #3cd06d8e
 def _denorm_u(u, norm_u): return u.cpu().numpy() * norm_u.std + norm_u.mean
 
 def _show_batch(self:WindowDL, max_n:int=4, norm_u:NormStats=None, fs=None, **kwargs):
