@@ -7,6 +7,7 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/04_tuning/tbptt_tools.html.md"""
 # %% ../nbs/04_tuning/00_tbptt_tools.ipynb #60e93087
 from __future__ import annotations
 import copy, ctypes, gc, re, time, warnings
+from functools import partial
 from itertools import product
 from pathlib import Path
 import numpy as np
@@ -20,7 +21,7 @@ from fastai.callback.core import Callback, CancelTrainException, CancelValidExce
 from .learner.core import RNNLearner
 
 # %% auto #0
-__all__ = ['xcorr', 'pacf_from_acf', 'decay_lag', 'last_significant_lag', 'nearest_divisor', 'plot_correlations',
+__all__ = ['xcorr', 'pacf_from_acf', 'decay_lag', 'last_significant_lag', 'nearest_divisor', 'attach_figure', 'plot_correlations',
            'suggest_sub_seq_len', 'PeakMemory', 'with_sub_seq_len', 'plot_grid_search', 'tbptt_grid_search']
 
 # %% ../nbs/04_tuning/00_tbptt_tools.ipynb #fcc4b180
@@ -109,7 +110,16 @@ def _train_signals(dls:SeqDataLoaders, u, y) -> tuple:
     segs = list(zip(offsets[:-1], offsets[1:]))
     return [uu[a:b] for a,b in segs], [yy[a:b] for a,b in segs], w.u_names[iu], w.y_names[iy]
 
-# %% ../nbs/04_tuning/00_tbptt_tools.ipynb #1a07d09d
+# %% ../nbs/04_tuning/00_tbptt_tools.ipynb #ffd3baf8
+def _same(obj, memo=None): return obj
+
+def attach_figure(df:pd.DataFrame, fig) -> pd.DataFrame:
+    "Keep `fig` in `df.attrs['figure']`, shared (not copied) by the frames pandas derives from `df`"
+    fig.__deepcopy__ = partial(_same, fig)
+    df.attrs['figure'] = fig
+    return df
+
+# %% ../nbs/04_tuning/00_tbptt_tools.ipynb #8516955d
 def plot_correlations(acf, pacf, ccf, lags:dict, threshold:float, band:float, fs=None, names=('u', 'y'), figsize=(12, 3.4)):
     "Plot ACF and PACF of y and the u->y cross-correlation with their thresholds and the lags of `lags`"
     import matplotlib.pyplot as plt
@@ -135,7 +145,7 @@ def plot_correlations(acf, pacf, ccf, lags:dict, threshold:float, band:float, fs
     fig.tight_layout()
     return fig
 
-# %% ../nbs/04_tuning/00_tbptt_tools.ipynb #ffd3baf8
+# %% ../nbs/04_tuning/00_tbptt_tools.ipynb #6f5357fb
 def suggest_sub_seq_len(
     dls:SeqDataLoaders, # DataLoaders whose training records are analysed
     max_lag:int|None=None, # largest lag considered (default `dls.win_sz`)
@@ -172,11 +182,11 @@ def suggest_sub_seq_len(
     df = pd.DataFrame(rows).set_index('criterion')
     df.attrs.update(acf=acf, pacf=pacf, ccf=ccf, band=band, n_samples=n, win_sz=win_sz)
     if plot:
-        df.attrs['figure'] = plot_correlations(acf, pacf, ccf, {k: df.loc[k, 'lag'] for k in lags}, threshold, band,
-                                               fs=fs, names=(un, yn))
+        attach_figure(df, plot_correlations(acf, pacf, ccf, {k: df.loc[k, 'lag'] for k in lags}, threshold, band,
+                                            fs=fs, names=(un, yn)))
     return df
 
-# %% ../nbs/04_tuning/00_tbptt_tools.ipynb #3c610493
+# %% ../nbs/04_tuning/00_tbptt_tools.ipynb #dbf0142a
 def _proc_status(key:str) -> int:
     "A `kB` field of /proc/self/status, in bytes"
     m = re.search(rf'^{key}:\s+(\d+) kB', Path('/proc/self/status').read_text(), re.M)
@@ -222,7 +232,7 @@ class PeakMemory:
 
     def __repr__(self): return f"PeakMemory({self.peak_mb:.1f} MiB, {self.method})"
 
-# %% ../nbs/04_tuning/00_tbptt_tools.ipynb #272b467d
+# %% ../nbs/04_tuning/00_tbptt_tools.ipynb #993b9f51
 def with_sub_seq_len(dls:SeqDataLoaders, sub_seq_len:int|None) -> SeqDataLoaders:
     "A copy of `dls` sharing its data whose loaders cut windows into sub-windows of `sub_seq_len` (None: no split)"
     if sub_seq_len is not None: check_sub_seq_len(sub_seq_len, dls.win_sz)
@@ -230,7 +240,7 @@ def with_sub_seq_len(dls:SeqDataLoaders, sub_seq_len:int|None) -> SeqDataLoaders
     res.loaders = [dl.new(sub_seq_len=sub_seq_len) for dl in dls.loaders]
     return res
 
-# %% ../nbs/04_tuning/00_tbptt_tools.ipynb #71cddd67
+# %% ../nbs/04_tuning/00_tbptt_tools.ipynb #655ec0f2
 def _config_label(s, k2, win_sz):
     if s is None: return f'full BPTT ({win_sz})'
     return f'TBPTT({s})' if k2 is None or k2 == s else f'TBPTT({s}, {k2})'
@@ -255,7 +265,7 @@ def _check_candidates(sub_seq_lens, k2s, win_sz) -> list:
         if (s, k2) not in configs: configs.append((s, k2))
     return configs
 
-# %% ../nbs/04_tuning/00_tbptt_tools.ipynb #6b8b9662
+# %% ../nbs/04_tuning/00_tbptt_tools.ipynb #996baf43
 def plot_grid_search(runs:pd.DataFrame, metric:str, figsize=None):
     "Box plot of `metric` per configuration over the repeats of `runs` (with the single runs as dots)"
     import matplotlib.pyplot as plt
@@ -269,7 +279,7 @@ def plot_grid_search(runs:pd.DataFrame, metric:str, figsize=None):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/04_tuning/00_tbptt_tools.ipynb #655ec0f2
+# %% ../nbs/04_tuning/00_tbptt_tools.ipynb #2e23d679
 class _Brief(Callback):
     "Stop training and validation after two batches each"
     def after_batch(self):
@@ -279,7 +289,7 @@ def _warm_up(learn, fit:str, lr:float):
     "One brief, untimed run of `learn` so one-time allocations and start-up costs do not count in the first configuration"
     with learn.no_bar(), learn.no_logging(): getattr(learn, fit)(1, lr, cbs=_Brief())
 
-# %% ../nbs/04_tuning/00_tbptt_tools.ipynb #996baf43
+# %% ../nbs/04_tuning/00_tbptt_tools.ipynb #579e91a8
 def tbptt_grid_search(
     dls, # SeqDataLoaders (re-cut per candidate) or a function sub_seq_len -> SeqDataLoaders
     sub_seq_lens, # candidate sub-window lengths (divisors of win_sz; None: whole windows, no TBPTT)
@@ -335,5 +345,5 @@ def tbptt_grid_search(
     for df in (runs, agg): df['sub_seq_len'] = pd.Series([None if pd.isna(v) else int(v) for v in df['sub_seq_len']],
                                                           index=df.index, dtype=object)
     agg.attrs['runs'], agg.attrs['memory_method'] = runs, pm.method
-    if plot: agg.attrs['figure'] = plot_grid_search(runs, metric)
+    if plot: attach_figure(agg, plot_grid_search(runs, metric))
     return agg

@@ -209,6 +209,7 @@ class WindowDL:
 class SeqDataLoaders(DataLoaders):
     "fastai `DataLoaders` of windowed sequence data, carrying normalisation statistics and test sets"
     _meta = ('benchmark', 'score_unit', 'score_scale')  # plain attributes a benchmark may set; kept by `new_empty`
+    n_inp = 1  # batches are (u, y): fastai's learner reads this every batch (else a failing lookup on the loaders)
     def __init__(self, *loaders, norm_u:NormStats=None, norm_y:NormStats=None, fs=None, test_sets=None,
                  n_init:int=0, path='.', device=None):
         super().__init__(*loaders, path=path, device=device)

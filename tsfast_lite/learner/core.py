@@ -224,6 +224,12 @@ class FastOptimWrapper(OptimWrapper):
     "fastai's `OptimWrapper` whose per-update calls (`hypers`, `set_hyper`, `step`, `zero_grad`) are cheap"
     def step(self, closure=None): return self.opt.step(closure)
     def zero_grad(self): self.opt.zero_grad()
+    def hyper(self, k, i:int=-1):
+        "The value of hyper-parameter `k` (fastai's name) in parameter group `i`: `hypers[i][k]`, without building them all"
+        name = self.bwd_map.get(k, k)
+        if '__' not in name: return self.opt.param_groups[i][name]
+        name, j = name.split('__')
+        return self.opt.param_groups[i][name][int(j)]
 
     @property
     def hypers(self):
@@ -333,8 +339,8 @@ class SeqParamScheduler(ParamScheduler):
         learn = self.learn
         for n,f in self.scheds.items(): learn.opt.set_hyper(n, f(learn.pct_train))
     def after_batch(self):
-        h = self.learn.opt.hypers[-1]
-        for p in self.scheds.keys(): self.hps[p].append(h[p])
+        opt = self.learn.opt
+        for p in self.scheds.keys(): self.hps[p].append(opt.hyper(p) if isinstance(opt, FastOptimWrapper) else opt.hypers[-1][p])
 
 class SeqProgressCallback(ProgressCallback):
     "fastai's `ProgressCallback` reading the smoothed loss (a device synchronisation on a GPU) only when the bar redraws"
