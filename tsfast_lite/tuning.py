@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from scipy.fft import rfft, irfft, next_fast_len
 from fastcore.basics import listify
+from fastai.torch_core import default_device, set_seed
 from fastprogress.fastprogress import master_bar, progress_bar
 from .data.loaders import SeqDataLoaders, check_sub_seq_len, divisors
 from fastai.callback.core import Callback, CancelTrainException, CancelValidException
@@ -198,8 +199,8 @@ def _malloc_trim():
 
 class PeakMemory:
     "Context manager measuring the peak memory a block adds: CUDA peak allocation, or peak RSS increase on the CPU"
-    def __init__(self, device=None): # torch device of the work (default: CUDA if the current device is CUDA, else CPU)
-        self.device = torch.device(device) if device is not None else torch.device('cpu')
+    def __init__(self, device=None): # torch device of the work (default: fastai's `default_device()`)
+        self.device = torch.device(device if device is not None else default_device())
         self.peak, self.method = None, None
 
     def _rss_available(self) -> bool:
@@ -303,7 +304,13 @@ def tbptt_grid_search(
     seed:int=0, # seed of the first repeat
     plot:bool=True, # box plot of the metric per configuration (in `df.attrs['figure']`)
 ) -> pd.DataFrame:
-    "Train every (sub_seq_len, k2) `n_repeats` times: mean/std of the final validation metric, time and peak memory"
+    """Train every (sub_seq_len, k2) `n_repeats` times: mean/std of the final validation metric, time and peak memory.
+
+    Time: wall-clock of `fit` (validation included), mean over repeats. Memory: the peak a run adds while it trains,
+    the largest over repeats (`PeakMemory`): on a CUDA device `torch.cuda.max_memory_allocated` minus the allocation
+    at the start; on the CPU the increase of the peak resident set size (`VmHWM`, reset through
+    `/proc/self/clear_refs`) over the resident size at the start (not `tracemalloc`, which does not see torch's
+    tensors); `NaN` where neither is available."""
     if isinstance(n_repeats, bool) or not isinstance(n_repeats, (int, np.integer)) or n_repeats < 1:
         raise ValueError(f"n_repeats={n_repeats!r} must be a positive integer")
     make = (lambda s: with_sub_seq_len(dls, s)) if isinstance(dls, SeqDataLoaders) else dls
@@ -314,7 +321,6 @@ def tbptt_grid_search(
     learner_kwargs = dict(learner_kwargs or {})
     for k in ('sub_seq_len', 'k2'):
         if k in learner_kwargs: raise ValueError(f"learner_kwargs sets {k!r}; give it through sub_seq_lens/k2s instead")
-    from fastai.torch_core import set_seed
     _warm_up(RNNLearner(base if configs[0][0] is None else make(configs[0][0]), sub_seq_len=configs[0][0],
                         k2=configs[0][1], **learner_kwargs), fit, lr)
     rows, mb = [], master_bar(configs)
