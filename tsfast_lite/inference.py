@@ -107,5 +107,8 @@ def evaluate_tests(self:SeqLearner,
                          nrmse=rmse / float(y[n_init:].std()) if y[n_init:].std() > 0 else np.nan))
         results[name] = (y, p)
     df = pd.DataFrame(rows).set_index('test_set')
-    if plot: df.attrs['figure'] = plot_test_predictions(results, fs=dls.fs, n_init=n_init)
+    if plot:  # shared, not copied, by the frames pandas derives from df (pandas deep-copies attrs)
+        fig = plot_test_predictions(results, fs=dls.fs, n_init=n_init)
+        fig.__deepcopy__ = lambda memo, fig=fig: fig
+        df.attrs['figure'] = fig
     return df
