@@ -45,6 +45,25 @@ RECIPES = {
         dls=dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300),
         learner=dict(rnn_type='gru', hidden_size=100, n_skip=50),
         fit=dict(n_epoch=10, lr=3e-3)),
+    'sb_gru_w2_gain1': dict(
+        benchmark='silverbox',
+        doc="ablation of `sb_gru_w2`: head_gain=1 (the output layer learns at the same rate as the recurrent layers, "
+            "as in tsfast)",
+        dls=dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300),
+        learner=dict(rnn_type='gru', hidden_size=100, n_skip=50, head_gain=1.),
+        fit=dict(n_epoch=10, lr=3e-3)),
+    'sb_gru_w2_gain30': dict(
+        benchmark='silverbox',
+        doc="ablation of `sb_gru_w2`: head_gain=30",
+        dls=dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300),
+        learner=dict(rnn_type='gru', hidden_size=100, n_skip=50, head_gain=30.),
+        fit=dict(n_epoch=10, lr=3e-3)),
+    'sb_gru_w2_gain300': dict(
+        benchmark='silverbox',
+        doc="ablation of `sb_gru_w2`: head_gain=300",
+        dls=dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300),
+        learner=dict(rnn_type='gru', hidden_size=100, n_skip=50, head_gain=300.),
+        fit=dict(n_epoch=10, lr=3e-3)),
     'sb_gru_tbptt_2000': dict(
         benchmark='silverbox',
         doc="long windows with TBPTT: GRU 100, bs 32, win_sz 2000 cut into sub_seq_len 200 (10 updates per window, "
@@ -87,7 +106,19 @@ RECIPES = {
         learner=dict(rnn_type='gru', hidden_size=32, n_skip=5),
         fit=dict(n_epoch=100, lr=3e-3)),
 }
-DEFAULT_RECIPES = ['sb_gru_w2', 'sb_gru_tbptt_2000', 'wh_gru_w2', 'ct_gru', 'sb_lstm_tbptt_5000']
+DEFAULT_RECIPES = ['sb_gru_w2', 'sb_gru_w2_gain1', 'sb_lstm_tbptt_5000_e25', 'wh_gru_w2', 'ct_gru']
+
+# The reference implementation run here: tsfast 0.5.0 (`pip install tsfast`) with its own defaults (torch Adam, inputs
+# standardised, outputs not, L1 loss), trained in a separate python (`--tsfast-python`) and scored like evaluate_tests.
+TSFAST_RECIPES = {
+    'tsfast_gru_w2': dict(
+        benchmark='silverbox',
+        doc="tsfast 0.5.0 itself, W2 with its defaults: `tsfast.training.RNNLearner(dls, n_skip=50)` (GRU 100, "
+            "torch Adam, output not normalised), `create_dls(win_sz=200, stp_sz=1, bs=64, n_batches_train=300)` on "
+            "the same train/valid records, fit_flat_cos(10, 3e-3)",
+        fit=dict(n_epoch=10, lr=3e-3)),
+}
+ALL_RECIPES = {**RECIPES, **TSFAST_RECIPES}
 
 
 def make_dls(recipe:dict, quick:bool):
@@ -118,6 +149,50 @@ def run_one(name:str, seed:int, quick:bool) -> dict:
                 host=platform.node(), time=time.strftime('%Y-%m-%d %H:%M:%S'))
 
 
+def run_tsfast(python:str, name:str, seed:int, quick:bool) -> dict:
+    "Run a `TSFAST_RECIPES` entry in the tsfast environment `python` (a worker process) and return its result row"
+    import subprocess, tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [python, __file__, '--tsfast-worker', name, str(seed), tmp] + (['--quick'] if quick else [])
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
+    if p.returncode: raise RuntimeError(f"the tsfast worker for {name} seed {seed} failed (exit {p.returncode}; see above)")
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    return dict(r, recipe=name, benchmark=TSFAST_RECIPES[name]['benchmark'], seed=seed, quick=quick,
+                host=platform.node(), time=time.strftime('%Y-%m-%d %H:%M:%S'))
+
+
+def tsfast_worker(name:str, seed:int, folder:str, quick:bool, threads:int):
+    "In the tsfast environment: train `name` with tsfast 0.5.0 and score it on Silverbox's test sets (JSON on stdout)"
+    import contextlib, io, random
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_speed import write_hdf5
+    from tsfast_lite.data.benchmarks import silverbox_dataset, SILVERBOX_N_INIT
+    import tsfast
+    from tsfast.tsdata import create_dls
+    from tsfast.training import RNNLearner
+    torch.set_num_threads(threads)
+    fit = TSFAST_RECIPES[name]['fit']
+    with contextlib.redirect_stdout(io.StringIO()):
+        files = write_hdf5(Path(folder))
+        torch.manual_seed(seed); np.random.seed(seed); random.seed(seed)
+        dls = create_dls(['u'], ['y'], files, win_sz=200, stp_sz=1, bs=64, n_batches_train=2 if quick else 300)
+        learn = RNNLearner(dls, n_skip=50, show_bar=False)
+        n_epoch = 1 if quick else fit['n_epoch']
+        t0 = time.perf_counter()
+        learn.fit_flat_cos(n_epoch, lr=fit['lr'])
+        train_s = time.perf_counter() - t0
+        model, rmse = learn.model.eval(), {}
+        with torch.no_grad():  # free run from the zero state over the whole record, RMSE on y[n_init:] in mV
+            for r in silverbox_dataset()['test']:
+                u = torch.as_tensor(r.get(['u']), dtype=torch.float32, device=learn.device)[None]
+                p = model(u)
+                p = (p[0] if isinstance(p, tuple) else p)[0, :, 0].double().cpu().numpy()
+                e = p[SILVERBOX_N_INIT:] - r.get(['y'])[SILVERBOX_N_INIT:, 0]
+                rmse[r.name] = float(np.sqrt(np.mean(e**2)) * 1000)
+    print(json.dumps(dict(n_epoch=n_epoch, train_s=train_s, valid=[float(v) for v in learn.recorder[-1][1:]],
+                          rmse=rmse, unit='rmse [mV]', threads=torch.get_num_threads(), version=tsfast.__version__)))
+
+
 def _fmt(vals, digits=3):
     if not vals: return '–'
     if len(vals) == 1: return f"{vals[0]:.{digits}f}"
@@ -139,7 +214,8 @@ def table(rows:list, quick:bool=False) -> str:
             rs = [r for r in mine if r['recipe'] == name]
             cells = [_fmt([r['rmse'][t] for r in rs if t in r['rmse']]) for t in tests]
             tmin = _fmt([r['train_s'] / 60 for r in rs], 1)
-            out.append(f"| tsfast_lite `{name}` | " + ' | '.join(cells) +
+            who = f"tsfast {rs[0]['version']} (run here)" if name in TSFAST_RECIPES else 'tsfast_lite'
+            out.append(f"| {who} `{name}` | " + ' | '.join(cells) +
                        f" | {', '.join(str(r['seed']) for r in rs)} | {tmin} |")
         for name, vals in PUBLISHED.get(bm, {}).items():
             out.append(f"| {name} (published) | " + ' | '.join(f"{vals[t]:.3f}" if t in vals else '–' for t in tests)
@@ -147,13 +223,51 @@ def table(rows:list, quick:bool=False) -> str:
         out.append('')
     out += ['## Recipes', '']
     for name in dict.fromkeys(r['recipe'] for r in rows):
-        out.append(f"- `{name}`: {RECIPES[name]['doc']}")
+        out.append(f"- `{name}`: {ALL_RECIPES[name]['doc']}")
     return '\n'.join(out) + '\n'
+
+
+def load_rows(path=None) -> list:
+    "The result rows in the .jsonl next to `path` (default: benchmarks/results/accuracy.md)"
+    log = Path(path or ROOT/'benchmarks'/'results'/'accuracy.md').with_suffix('.jsonl')
+    return [json.loads(l) for l in log.read_text().splitlines() if l.strip()] if log.exists() else []
+
+
+def plot(rows:list, fname=None):
+    "Bar chart of every test set: our recipes (mean, with the spread over seeds) beside the published results"
+    import matplotlib.pyplot as plt
+    panels = [(bm, t) for bm, tests in TEST_ORDER.items() for t in tests
+              if any(r['benchmark'] == bm for r in rows) or bm in PUBLISHED]
+    n_bars = [len({r['recipe'] for r in rows if r['benchmark'] == bm}) + sum(t in v for v in PUBLISHED.get(bm, {}).values())
+              for bm, t in panels]
+    fig, axs = plt.subplots(len(panels), 1, figsize=(8, 1.0 * len(panels) + 0.25 * sum(n_bars)),
+                            gridspec_kw=dict(height_ratios=[n + 1 for n in n_bars]))
+    for ax, (bm, t) in zip(np.atleast_1d(axs), panels):
+        names, means, errs, colors = [], [], [], []
+        for name in dict.fromkeys(r['recipe'] for r in rows if r['benchmark'] == bm):
+            v = [r['rmse'][t] for r in rows if r['recipe'] == name and t in r['rmse']]
+            names.append(name); means.append(np.mean(v)); errs.append(np.std(v, ddof=1) if len(v) > 1 else 0)
+            colors.append('tab:orange' if name in TSFAST_RECIPES else 'tab:blue')
+        for name, vals in PUBLISHED.get(bm, {}).items():
+            if t in vals: names.append(f'{name} (published)'); means.append(vals[t]); errs.append(0); colors.append('0.6')
+        y = np.arange(len(names))[::-1]
+        ax.barh(y, means, xerr=errs, color=colors, height=0.7)
+        for yi, m in zip(y, means): ax.text(m, yi, f' {m:.3g}', va='center', fontsize=8)
+        ax.set_yticks(y, names, fontsize=8); ax.set_xlim(0, max(means) * 1.18)
+        ax.set_title(f"{TITLES[bm].split(' [')[0]} – {t} [{TITLES[bm].split('[')[1]}", fontsize=9, loc='left')
+    np.atleast_1d(axs)[-1].set_xlabel('simulation RMSE on the test set (lower is better)')
+    fig.tight_layout()
+    if fname: fig.savefig(fname, dpi=110)
+    return fig
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--recipes', nargs='+', default=DEFAULT_RECIPES, choices=list(RECIPES), help='recipes to run')
+    p.add_argument('--recipes', nargs='+', default=DEFAULT_RECIPES, choices=list(RECIPES) + list(TSFAST_RECIPES),
+                   help='recipes to run (tsfast_* ones need --tsfast-python)')
+    p.add_argument('--tsfast-python', default=os.environ.get('TSFAST_PYTHON'),
+                   help='python of an environment with tsfast 0.5.0 installed, for the tsfast_* reference recipes')
+    p.add_argument('--tsfast-worker', nargs=3, metavar=('RECIPE', 'SEED', 'FOLDER'), help=argparse.SUPPRESS)
     p.add_argument('--seeds', type=int, default=1, help='number of seeds (0, 1, ..., seeds-1)')
     p.add_argument('--first-seed', type=int, default=0, help='first seed')
     p.add_argument('--quick', action='store_true', help='smoke run: 1 epoch of 2 window-batches per recipe')
@@ -164,6 +278,11 @@ def main(argv=None):
                    'threads than free cores make small RNNs many times slower; see benchmarks/README.md)')
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
+    if a.tsfast_worker:
+        name, seed, folder = a.tsfast_worker
+        return tsfast_worker(name, int(seed), folder, a.quick, a.threads)
+    missing = [r for r in a.recipes if r in TSFAST_RECIPES and not a.tsfast_python]
+    if missing: p.error(f"recipes {missing} run tsfast 0.5.0: give --tsfast-python (a python where tsfast is installed)")
     out = Path(a.out or ROOT/'benchmarks'/'results'/('accuracy_quick.md' if a.quick else 'accuracy.md'))
     out.parent.mkdir(parents=True, exist_ok=True)
     log = out.with_suffix('.jsonl')
@@ -172,14 +291,18 @@ def main(argv=None):
     if not a.table_only:
         for seed in range(a.first_seed, a.first_seed + a.seeds):
             for name in a.recipes:
-                print(f"=== {name} seed {seed}: {RECIPES[name]['doc']}", flush=True)
-                r = run_one(name, seed, a.quick)
+                print(f"=== {name} seed {seed}: {ALL_RECIPES[name]['doc']}", flush=True)
+                r = (run_tsfast(a.tsfast_python, name, seed, a.quick) if name in TSFAST_RECIPES
+                     else run_one(name, seed, a.quick))
                 print(f"=== {name} seed {seed}: {r['train_s']/60:.1f} min, {r['unit']} {r['rmse']}", flush=True)
                 with log.open('a') as f: f.write(json.dumps(r) + '\n')
                 out.write_text(table(rows(), a.quick))
     text = table(rows(), a.quick)
     out.write_text(text)
+    import matplotlib; matplotlib.use('Agg')
+    plot(rows(), out.with_suffix('.png'))
     print(text)
+    print(f"written: {out}, {out.with_suffix('.png')}, runs in {log}")
 
 
 if __name__ == '__main__': main()

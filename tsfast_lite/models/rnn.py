@@ -6,12 +6,13 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/01_models/rnn.html.md"""
 
 # %% ../../nbs/01_models/00_rnn.ipynb #1413c337
 from __future__ import annotations
+import numpy as np
 import torch
 from torch import nn
 from fastcore.basics import store_attr
 
 # %% auto #0
-__all__ = ['detach_state', 'state_batch_size', 'RNN', 'SimModel']
+__all__ = ['detach_state', 'state_batch_size', 'ScaledLinear', 'RNN', 'SimModel']
 
 # %% ../../nbs/01_models/00_rnn.ipynb #a6291830
 def detach_state(state):
@@ -27,6 +28,20 @@ def state_batch_size(state) -> int|None:
     return state_batch_size(state[0])
 
 # %% ../../nbs/01_models/00_rnn.ipynb #d3dea0ba
+class ScaledLinear(nn.Linear):
+    "`nn.Linear` computing `gain * (x @ weight.T + bias)`, initialised to `nn.Linear`'s values: it learns `gain` x faster under Adam"
+    def __init__(self, in_features:int, out_features:int, gain:float=1., bias:bool=True):
+        if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not gain > 0 or not np.isfinite(gain):
+            raise ValueError(f"gain={gain!r} must be a positive finite number")
+        super().__init__(in_features, out_features, bias=bias)
+        self.gain = float(gain)
+        with torch.no_grad():
+            self.weight.div_(self.gain)
+            if self.bias is not None: self.bias.div_(self.gain)
+    def forward(self, x): return super().forward(x) * self.gain if self.gain != 1. else super().forward(x)
+    def extra_repr(self): return super().extra_repr() + f', gain={self.gain:g}'
+
+# %% ../../nbs/01_models/00_rnn.ipynb #1c110864
 _rnn_types = {'lstm': nn.LSTM, 'gru': nn.GRU, 'rnn': nn.RNN}
 
 class RNN(nn.Module):
@@ -40,6 +55,7 @@ class RNN(nn.Module):
                  linear_layers:int=0, # hidden linear layers (ReLU) in the head
                  linear_size:int|None=None, # units of the hidden linear layers (default hidden_size)
                  dropout:float=0., # dropout between recurrent layers
+                 head_gain:float=1., # gain of the output layer (`ScaledLinear`): it learns `head_gain` x faster under Adam
                 ):
         super().__init__()
         if rnn_type not in _rnn_types:
@@ -50,13 +66,13 @@ class RNN(nn.Module):
         self.rnn = _rnn_types[rnn_type](n_u, hidden_size, num_layers, batch_first=True, dropout=dropout)
         lin, n = [], hidden_size
         for _ in range(linear_layers): lin += [nn.Linear(n, linear_size or hidden_size), nn.ReLU()]; n = linear_size or hidden_size
-        self.head = nn.Sequential(*lin, nn.Linear(n, n_y))
+        self.head = nn.Sequential(*lin, ScaledLinear(n, n_y, gain=head_gain))
 
     def forward(self, u, state=None):
         out, state = self.rnn(u, state)
         return self.head(out), state
 
-# %% ../../nbs/01_models/00_rnn.ipynb #537c12a2
+# %% ../../nbs/01_models/00_rnn.ipynb #4fbbe4ed
 class SimModel(nn.Module):
     "`model` mapping normalised inputs to physical outputs: y = model(u_norm) * y_std + y_mean"
     def __init__(self, model:nn.Module, u_mean, u_std, y_mean, y_std):
