@@ -91,6 +91,12 @@ RECIPES = {
         dls=dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40),
         learner=dict(rnn_type='lstm', hidden_size=64, n_skip=50),
         fit=dict(n_epoch=50, lr=3e-3)),
+    'sb_lstm100_tbptt_5000_e25': dict(
+        benchmark='silverbox',
+        doc="as `sb_lstm_tbptt_5000_e25` with LSTM 100",
+        dls=dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40),
+        learner=dict(rnn_type='lstm', hidden_size=100, n_skip=50),
+        fit=dict(n_epoch=25, lr=3e-3)),
     'wh_gru_w2': dict(
         benchmark='wiener_hammerstein',
         doc="W2 on Wiener-Hammerstein: GRU 100, bs 64, win_sz 200, stp_sz 1, 300 batches/epoch, n_skip 50, "

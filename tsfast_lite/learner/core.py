@@ -558,7 +558,7 @@ class GradRecorderCB(Callback):
         self.losses.append(self.learn.loss_grad.detach().clone())
         self.grads.append([p.grad.detach().clone() for p in self.learn.model.parameters()])
 
-# %% ../../nbs/02_learner/00_learner.ipynb #c0da3d25
+# %% ../../nbs/02_learner/00_learner.ipynb #536782b3
 class PoisonLossCB(Callback):
     "Make the loss of update `at` (epoch, iter) NaN: for testing non-finite loss handling"
     order = 1
