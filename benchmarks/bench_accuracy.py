@@ -41,7 +41,7 @@ RECIPES = {
     'sb_gru_w2': dict(
         benchmark='silverbox',
         doc="tsfast's GRU default recipe (W2): GRU 100, bs 64, win_sz 200, stp_sz 1, 300 batches/epoch, n_skip 50, "
-            "fit_flat_cos(10, 3e-3), full BPTT on 200-sample windows",
+            "fit_flat_cos(10, 3e-3), full BPTT on 200-sample windows, RNNLearner's defaults (head_gain 100, fastai's Adam settings)",
         dls=dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300),
         learner=dict(rnn_type='gru', hidden_size=100, n_skip=50),
         fit=dict(n_epoch=10, lr=3e-3)),
@@ -96,6 +96,12 @@ RECIPES = {
         doc="as `sb_lstm_tbptt_5000_e25` with LSTM 100",
         dls=dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40),
         learner=dict(rnn_type='lstm', hidden_size=100, n_skip=50),
+        fit=dict(n_epoch=25, lr=3e-3)),
+    'sb_gru_tbptt_5000_e25': dict(
+        benchmark='silverbox',
+        doc="as `sb_lstm_tbptt_5000_e25` with GRU 100",
+        dls=dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40),
+        learner=dict(rnn_type='gru', hidden_size=100, n_skip=50),
         fit=dict(n_epoch=25, lr=3e-3)),
     'wh_gru_w2': dict(
         benchmark='wiener_hammerstein',
