@@ -40,85 +40,77 @@ TITLES = {'silverbox': 'Silverbox [mV]', 'wiener_hammerstein': 'Wiener-Hammerste
 RECIPES = {
     'sb_gru_w2': dict(
         benchmark='silverbox',
-        doc="tsfast's GRU default recipe (W2): GRU 100, bs 64, win_sz 200, stp_sz 1, 300 batches/epoch, n_skip 50, "
-            "fit_flat_cos(10, 3e-3), full BPTT on 200-sample windows, RNNLearner's defaults (head_gain 100, fastai's Adam settings)",
+        doc="tsfast's GRU default recipe (W2) with RNNLearner's defaults: GRU 100, bs 64, win_sz 200, stp_sz 1, "
+            "300 batches/epoch, n_skip 50, fit_flat_cos(10, 3e-3), full BPTT on 200-sample windows",
         dls=dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300),
         learner=dict(rnn_type='gru', hidden_size=100, n_skip=50),
         fit=dict(n_epoch=10, lr=3e-3)),
-    'sb_gru_w2_gain1': dict(
+    'sb_gru_w2_gain10': dict(
         benchmark='silverbox',
-        doc="ablation of `sb_gru_w2`: head_gain=1 (the output layer learns at the same rate as the recurrent layers, "
-            "as in tsfast)",
+        doc="`sb_gru_w2` with head_gain=10 (the output layer learns 10 x faster under Adam)",
         dls=dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300),
-        learner=dict(rnn_type='gru', hidden_size=100, n_skip=50, head_gain=1.),
+        learner=dict(rnn_type='gru', hidden_size=100, n_skip=50, head_gain=10.),
         fit=dict(n_epoch=10, lr=3e-3)),
-    'sb_gru_w2_gain30': dict(
+    'sb_gru_w2_gain100': dict(
         benchmark='silverbox',
-        doc="ablation of `sb_gru_w2`: head_gain=30",
+        doc="`sb_gru_w2` with head_gain=100",
         dls=dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300),
-        learner=dict(rnn_type='gru', hidden_size=100, n_skip=50, head_gain=30.),
+        learner=dict(rnn_type='gru', hidden_size=100, n_skip=50, head_gain=100.),
         fit=dict(n_epoch=10, lr=3e-3)),
-    'sb_gru_w2_gain300': dict(
-        benchmark='silverbox',
-        doc="ablation of `sb_gru_w2`: head_gain=300",
-        dls=dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300),
-        learner=dict(rnn_type='gru', hidden_size=100, n_skip=50, head_gain=300.),
-        fit=dict(n_epoch=10, lr=3e-3)),
-    'sb_gru_tbptt_2000': dict(
-        benchmark='silverbox',
-        doc="long windows with TBPTT: GRU 100, bs 32, win_sz 2000 cut into sub_seq_len 200 (10 updates per window, "
-            "state carried), stp_sz 10, 60 window-batches/epoch (same samples per epoch as W2), n_skip 50, "
-            "fit_flat_cos(10, 3e-3)",
-        dls=dict(bs=32, win_sz=2000, stp_sz=10, sub_seq_len=200, n_batches_train=60),
-        learner=dict(rnn_type='gru', hidden_size=100, n_skip=50),
-        fit=dict(n_epoch=10, lr=3e-3)),
-    'sb_lstm_tbptt_5000': dict(
-        benchmark='silverbox',
-        doc="very long windows with TBPTT: LSTM 64, bs 16, win_sz 5000 cut into sub_seq_len 250 (20 updates per "
-            "window), stp_sz 10, 40 window-batches/epoch, n_skip 50, fit_flat_cos(15, 3e-3)",
-        dls=dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40),
-        learner=dict(rnn_type='lstm', hidden_size=64, n_skip=50),
-        fit=dict(n_epoch=15, lr=3e-3)),
     'sb_lstm_tbptt_5000_e25': dict(
         benchmark='silverbox',
-        doc="as `sb_lstm_tbptt_5000`, 25 epochs (1,000 window-batches, 20,000 updates)",
+        doc="very long windows with TBPTT: LSTM 64, head_gain 100, bs 16, win_sz 5000 cut into sub_seq_len 250 (20 "
+            "updates per window, state carried), stp_sz 10, 40 window-batches/epoch, n_skip 50, fit_flat_cos(25, 3e-3) "
+            "(1,000 window-batches, 20,000 updates)",
         dls=dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40),
-        learner=dict(rnn_type='lstm', hidden_size=64, n_skip=50),
+        learner=dict(rnn_type='lstm', hidden_size=64, n_skip=50, head_gain=100.),
         fit=dict(n_epoch=25, lr=3e-3)),
     'sb_lstm_tbptt_5000_e50': dict(
         benchmark='silverbox',
-        doc="as `sb_lstm_tbptt_5000`, 50 epochs (2,000 window-batches, 40,000 updates)",
+        doc="as `sb_lstm_tbptt_5000_e25`, 50 epochs (2,000 window-batches, 40,000 updates)",
         dls=dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40),
-        learner=dict(rnn_type='lstm', hidden_size=64, n_skip=50),
+        learner=dict(rnn_type='lstm', hidden_size=64, n_skip=50, head_gain=100.),
         fit=dict(n_epoch=50, lr=3e-3)),
+    'sb_lstm_tbptt_5000_e75': dict(
+        benchmark='silverbox',
+        doc="as `sb_lstm_tbptt_5000_e25`, 75 epochs (3,000 window-batches, 60,000 updates)",
+        dls=dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40),
+        learner=dict(rnn_type='lstm', hidden_size=64, n_skip=50, head_gain=100.),
+        fit=dict(n_epoch=75, lr=3e-3)),
     'sb_lstm100_tbptt_5000_e25': dict(
         benchmark='silverbox',
         doc="as `sb_lstm_tbptt_5000_e25` with LSTM 100",
         dls=dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40),
-        learner=dict(rnn_type='lstm', hidden_size=100, n_skip=50),
-        fit=dict(n_epoch=25, lr=3e-3)),
-    'sb_gru_tbptt_5000_e25': dict(
-        benchmark='silverbox',
-        doc="as `sb_lstm_tbptt_5000_e25` with GRU 100",
-        dls=dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40),
-        learner=dict(rnn_type='gru', hidden_size=100, n_skip=50),
+        learner=dict(rnn_type='lstm', hidden_size=100, n_skip=50, head_gain=100.),
         fit=dict(n_epoch=25, lr=3e-3)),
     'wh_gru_w2': dict(
         benchmark='wiener_hammerstein',
-        doc="W2 on Wiener-Hammerstein: GRU 100, bs 64, win_sz 200, stp_sz 1, 300 batches/epoch, n_skip 50, "
-            "fit_flat_cos(10, 3e-3)",
+        doc="W2 on Wiener-Hammerstein with RNNLearner's defaults: GRU 100, bs 64, win_sz 200, stp_sz 1, 300 "
+            "batches/epoch, n_skip 50, fit_flat_cos(10, 3e-3)",
         dls=dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300),
         learner=dict(rnn_type='gru', hidden_size=100, n_skip=50),
         fit=dict(n_epoch=10, lr=3e-3)),
+    'wh_gru_w2_gain10': dict(
+        benchmark='wiener_hammerstein',
+        doc="`wh_gru_w2` with head_gain=10",
+        dls=dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300),
+        learner=dict(rnn_type='gru', hidden_size=100, n_skip=50, head_gain=10.),
+        fit=dict(n_epoch=10, lr=3e-3)),
+    'wh_gru_w2_gain100': dict(
+        benchmark='wiener_hammerstein',
+        doc="`wh_gru_w2` with head_gain=100",
+        dls=dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300),
+        learner=dict(rnn_type='gru', hidden_size=100, n_skip=50, head_gain=100.),
+        fit=dict(n_epoch=10, lr=3e-3)),
     'ct_gru': dict(
         benchmark='cascaded_tanks',
-        doc="Cascaded Tanks: GRU 32, bs 16, win_sz 100, stp_sz 1, all windows each epoch, n_skip 5, "
+        doc="Cascaded Tanks: GRU 32, head_gain 100, bs 16, win_sz 100, stp_sz 1, all windows each epoch, n_skip 5, "
             "fit_flat_cos(100, 3e-3)",
         dls=dict(bs=16, win_sz=100, stp_sz=1),
-        learner=dict(rnn_type='gru', hidden_size=32, n_skip=5),
+        learner=dict(rnn_type='gru', hidden_size=32, n_skip=5, head_gain=100.),
         fit=dict(n_epoch=100, lr=3e-3)),
 }
-DEFAULT_RECIPES = ['sb_gru_w2', 'sb_gru_w2_gain1', 'sb_lstm_tbptt_5000_e25', 'wh_gru_w2', 'ct_gru']
+DEFAULT_RECIPES = ['sb_gru_w2', 'sb_gru_w2_gain100', 'sb_lstm_tbptt_5000_e50', 'wh_gru_w2', 'ct_gru']
 
 # The reference implementation run here: tsfast 0.5.0 (`pip install tsfast`) with its own defaults (torch Adam, inputs
 # standardised, outputs not, L1 loss), trained in a separate python (`--tsfast-python`) and scored like evaluate_tests.
@@ -156,6 +148,7 @@ def run_one(name:str, seed:int, quick:bool) -> dict:
     res = learn.evaluate_tests(plot=False)
     col = next(c for c in res.columns if c.startswith('rmse'))
     return dict(recipe=name, benchmark=recipe['benchmark'], seed=seed, quick=quick, n_epoch=n_epoch,
+                learner=recipe['learner'], head_gain=float(learn.model.model.head[-1].gain),
                 train_s=train_s, valid=[float(v) for v in learn.recorder.values[-1]],
                 rmse={k: float(v) for k, v in res[col].items()}, unit=col, threads=torch.get_num_threads(),
                 host=platform.node(), time=time.strftime('%Y-%m-%d %H:%M:%S'))
@@ -211,6 +204,12 @@ def _fmt(vals, digits=3):
     return f"{np.mean(vals):.{digits}f} ± {np.std(vals, ddof=1):.{digits}f}"
 
 
+def _order(names) -> list:
+    "Recipe names without repeats, in the order of the recipe dictionaries (unknown names last)"
+    names, known = list(dict.fromkeys(names)), list(ALL_RECIPES)
+    return sorted(names, key=lambda n: known.index(n) if n in known else len(known))
+
+
 def table(rows:list, quick:bool=False) -> str:
     "Markdown tables, one per benchmark: our recipes (mean ± sample std over seeds, training time) and published numbers"
     out = ["# Accuracy on the official test sets" + (" (QUICK smoke run: numbers meaningless)" if quick else ''), '',
@@ -222,8 +221,8 @@ def table(rows:list, quick:bool=False) -> str:
         if not mine and bm not in PUBLISHED: continue
         out += [f"## {TITLES[bm]}", '', '| model / recipe | ' + ' | '.join(tests) + ' | seeds | train time [min] |',
                 '|---' * (len(tests) + 3) + '|']
-        for name in dict.fromkeys(r['recipe'] for r in mine):
-            rs = [r for r in mine if r['recipe'] == name]
+        for name in _order(r['recipe'] for r in mine):
+            rs = sorted((r for r in mine if r['recipe'] == name), key=lambda r: r['seed'])
             cells = [_fmt([r['rmse'][t] for r in rs if t in r['rmse']]) for t in tests]
             tmin = _fmt([r['train_s'] / 60 for r in rs], 1)
             who = f"tsfast {rs[0]['version']} (run here)" if name in TSFAST_RECIPES else 'tsfast_lite'
@@ -234,7 +233,7 @@ def table(rows:list, quick:bool=False) -> str:
                        + ' | | |')
         out.append('')
     out += ['## Recipes', '']
-    for name in dict.fromkeys(r['recipe'] for r in rows):
+    for name in _order(r['recipe'] for r in rows):
         out.append(f"- `{name}`: {ALL_RECIPES[name]['doc']}")
     return '\n'.join(out) + '\n'
 
@@ -256,7 +255,7 @@ def plot(rows:list, fname=None):
                             gridspec_kw=dict(height_ratios=[n + 1 for n in n_bars]))
     for ax, (bm, t) in zip(np.atleast_1d(axs), panels):
         names, means, errs, colors = [], [], [], []
-        for name in dict.fromkeys(r['recipe'] for r in rows if r['benchmark'] == bm):
+        for name in _order(r['recipe'] for r in rows if r['benchmark'] == bm):
             v = [r['rmse'][t] for r in rows if r['recipe'] == name and t in r['rmse']]
             names.append(name); means.append(np.mean(v)); errs.append(np.std(v, ddof=1) if len(v) > 1 else 0)
             colors.append('tab:orange' if name in TSFAST_RECIPES else 'tab:blue')

@@ -81,20 +81,17 @@ def run_lite(w:dict, dls, seed:int, bar:bool=True):
 
 # ----------------------------------------------------------------------------------------------------------- bare
 class BareRNN(nn.Module):
-    "The model of RNNLearner written out: recurrent layer, linear head with RNNLearner's gain, output in physical units"
-    def __init__(self, rnn_type, hidden_size, y_mean, y_std, gain):
+    "The model of RNNLearner written out: recurrent layer, linear head, output scaled to physical units"
+    def __init__(self, rnn_type, hidden_size, y_mean, y_std):
         super().__init__()
         self.rnn = {'lstm': nn.LSTM, 'gru': nn.GRU}[rnn_type](1, hidden_size, 1, batch_first=True)
         self.head = nn.Sequential(nn.Linear(hidden_size, 1))
-        self.gain = gain
-        with torch.no_grad():  # the effective weights gain * head start at nn.Linear's initialisation
-            for p in self.head.parameters(): p.div_(gain)
         self.register_buffer('y_mean', torch.tensor(y_mean, dtype=torch.float32).reshape(-1))
         self.register_buffer('y_std', torch.tensor(y_std, dtype=torch.float32).reshape(-1))
 
     def forward(self, u, state=None):
         out, state = self.rnn(u, state)
-        return self.head(out) * self.gain * self.y_std + self.y_mean, state
+        return self.head(out) * self.y_std + self.y_mean, state
 
 
 def flat_cos(pct, lr, pct_start=0.75, div_final=1e5):
@@ -112,8 +109,7 @@ def run_bare(w:dict, dls, seed:int):
     from fastai.basics import set_seed
     set_seed(seed)
     device = dls.device
-    from tsfast_lite.learner.core import HEAD_GAIN
-    model = BareRNN(w['rnn_type'], w['hidden_size'], dls.norm_y.mean, dls.norm_y.std, HEAD_GAIN).to(device)
+    model = BareRNN(w['rnn_type'], w['hidden_size'], dls.norm_y.mean, dls.norm_y.std).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=BETAS, eps=EPS, weight_decay=WD, fused=True)
     tr, va = dls.train.windows, dls.valid.windows
     bs, n_batches, win_sz, n_skip = w['bs'], dls.train.n_batches, w['win_sz'], w['n_skip']

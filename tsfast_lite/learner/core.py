@@ -27,10 +27,10 @@ from ..models.rnn import *
 from ..data.loaders import *
 
 # %% auto #0
-__all__ = ['HEAD_GAIN', 'fun_rmse', 'fun_mae', 'RMSE', 'SampleAvgMetric', 'SampleAvgLoss', 'as_global_metric', 'SeqCB',
-           'TbpttResetCB', 'TerminateOnNonFiniteCB', 'FastOptimWrapper', 'default_opt_func', 'SmoothLoss',
-           'SeqRecorder', 'SeqCastToTensor', 'SeqTrainEvalCallback', 'SeqParamScheduler', 'SeqProgressCallback',
-           'SeqLearner', 'TbpttLearner', 'RNNLearner', 'GradRecorderCB', 'PoisonLossCB']
+__all__ = ['fun_rmse', 'fun_mae', 'RMSE', 'SampleAvgMetric', 'SampleAvgLoss', 'as_global_metric', 'SeqCB', 'TbpttResetCB',
+           'TerminateOnNonFiniteCB', 'FastOptimWrapper', 'default_opt_func', 'SmoothLoss', 'SeqRecorder',
+           'SeqCastToTensor', 'SeqTrainEvalCallback', 'SeqParamScheduler', 'SeqProgressCallback', 'SeqLearner',
+           'TbpttLearner', 'RNNLearner', 'GradRecorderCB', 'PoisonLossCB']
 
 # %% ../../nbs/02_learner/00_learner.ipynb #72f9ef2b
 def fun_rmse(pred, targ):
@@ -499,8 +499,6 @@ class TbpttLearner(SeqLearner):
     def k2(self): return self.tbptt_reset_cb.k2 or self.k1
 
 # %% ../../nbs/02_learner/00_learner.ipynb #a94f0806
-HEAD_GAIN = 100. # RNNLearner's default output-layer gain (see "Why the output layer learns faster" below)
-
 def RNNLearner(
     dls:SeqDataLoaders, # from `create_dls` or a benchmark's `create_dls_*`
     rnn_type:str='gru', # 'lstm', 'gru' or 'rnn'
@@ -513,7 +511,7 @@ def RNNLearner(
     metrics=(fun_rmse,), # functions (pred, targ) or fastai Metrics, computed over all scored samples
     grad_clip:float|None=None, # clip the gradient norm of every update to this value
     linear_layers:int=0, # hidden linear layers in the head
-    head_gain:float=HEAD_GAIN, # gain of the output layer: under Adam it learns `head_gain` x faster than the rest
+    head_gain:float=1., # gain of the output layer: under Adam it learns `head_gain` x faster than the rest
     opt_func=default_opt_func, # optimizer constructor
     cbs=None, # extra callbacks
     model:nn.Module|None=None, # a model with `forward(u, state=None) -> (y, state)` on normalised data (built when None)
