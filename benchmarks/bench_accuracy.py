@@ -263,8 +263,10 @@ def plot(rows:list, fname=None):
             if t in vals: names.append(f'{name} (published)'); means.append(vals[t]); errs.append(0); colors.append('0.6')
         y = np.arange(len(names))[::-1]
         ax.barh(y, means, xerr=errs, color=colors, height=0.7)
-        for yi, m in zip(y, means): ax.text(m, yi, f' {m:.3g}', va='center', fontsize=8)
-        ax.set_yticks(y, names, fontsize=8); ax.set_xlim(0, max(means) * 1.18)
+        for yi, m, e in zip(y, means, errs): ax.text(m + e, yi, f' {m:.3g}', va='center', fontsize=8)
+        names = [f'{n} (tsfast {r0["version"]}, run here)' if n in TSFAST_RECIPES and (r0 := next(r for r in rows if r['recipe'] == n)) else n
+                 for n in names]
+        ax.set_yticks(y, names, fontsize=8); ax.set_xlim(0, max(m + e for m, e in zip(means, errs)) * 1.18)
         ax.set_title(f"{TITLES[bm].split(' [')[0]} – {t} [{TITLES[bm].split('[')[1]}", fontsize=9, loc='left')
     np.atleast_1d(axs)[-1].set_xlabel('simulation RMSE on the test set (lower is better)')
     fig.tight_layout()
