@@ -37,78 +37,43 @@ TEST_ORDER = {'silverbox': ['multisine', 'arrow_full', 'arrow_no_extrapolation']
 TITLES = {'silverbox': 'Silverbox [mV]', 'wiener_hammerstein': 'Wiener-Hammerstein [mV]', 'cascaded_tanks': 'Cascaded Tanks [V]'}
 
 # The recipes. `dls`: arguments of the benchmark's create_dls_*; `learner`: arguments of RNNLearner; `fit`: epochs, lr.
+def _recipe(benchmark, doc, dls, n_epoch, **learner):
+    return dict(benchmark=benchmark, doc=doc, dls=dls, learner=learner, fit=dict(n_epoch=n_epoch, lr=3e-3))
+
+W2 = dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300)  # tsfast's default recipe, W2 in the performance issue
+TBPTT_5000 = dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40)
+
+def _w2(benchmark, doc, head_gain=1.):
+    return _recipe(benchmark, doc, W2, 10, rnn_type='gru', hidden_size=100, n_skip=50,
+                   **({} if head_gain == 1. else dict(head_gain=head_gain)))
+
+def _tbptt_5000(doc, n_epoch, hidden_size=64):
+    return _recipe('silverbox', doc, TBPTT_5000, n_epoch, rnn_type='lstm', hidden_size=hidden_size, n_skip=50, head_gain=100.)
+
 RECIPES = {
-    'sb_gru_w2': dict(
-        benchmark='silverbox',
-        doc="tsfast's GRU default recipe (W2) with RNNLearner's defaults: GRU 100, bs 64, win_sz 200, stp_sz 1, "
-            "300 batches/epoch, n_skip 50, fit_flat_cos(10, 3e-3), full BPTT on 200-sample windows",
-        dls=dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300),
-        learner=dict(rnn_type='gru', hidden_size=100, n_skip=50),
-        fit=dict(n_epoch=10, lr=3e-3)),
-    'sb_gru_w2_gain10': dict(
-        benchmark='silverbox',
-        doc="`sb_gru_w2` with head_gain=10 (the output layer learns 10 x faster under Adam)",
-        dls=dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300),
-        learner=dict(rnn_type='gru', hidden_size=100, n_skip=50, head_gain=10.),
-        fit=dict(n_epoch=10, lr=3e-3)),
-    'sb_gru_w2_gain100': dict(
-        benchmark='silverbox',
-        doc="`sb_gru_w2` with head_gain=100",
-        dls=dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300),
-        learner=dict(rnn_type='gru', hidden_size=100, n_skip=50, head_gain=100.),
-        fit=dict(n_epoch=10, lr=3e-3)),
-    'sb_lstm_tbptt_5000_e25': dict(
-        benchmark='silverbox',
-        doc="very long windows with TBPTT: LSTM 64, head_gain 100, bs 16, win_sz 5000 cut into sub_seq_len 250 (20 "
-            "updates per window, state carried), stp_sz 10, 40 window-batches/epoch, n_skip 50, fit_flat_cos(25, 3e-3) "
-            "(1,000 window-batches, 20,000 updates)",
-        dls=dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40),
-        learner=dict(rnn_type='lstm', hidden_size=64, n_skip=50, head_gain=100.),
-        fit=dict(n_epoch=25, lr=3e-3)),
-    'sb_lstm_tbptt_5000_e50': dict(
-        benchmark='silverbox',
-        doc="as `sb_lstm_tbptt_5000_e25`, 50 epochs (2,000 window-batches, 40,000 updates)",
-        dls=dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40),
-        learner=dict(rnn_type='lstm', hidden_size=64, n_skip=50, head_gain=100.),
-        fit=dict(n_epoch=50, lr=3e-3)),
-    'sb_lstm_tbptt_5000_e75': dict(
-        benchmark='silverbox',
-        doc="as `sb_lstm_tbptt_5000_e25`, 75 epochs (3,000 window-batches, 60,000 updates)",
-        dls=dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40),
-        learner=dict(rnn_type='lstm', hidden_size=64, n_skip=50, head_gain=100.),
-        fit=dict(n_epoch=75, lr=3e-3)),
-    'sb_lstm100_tbptt_5000_e25': dict(
-        benchmark='silverbox',
-        doc="as `sb_lstm_tbptt_5000_e25` with LSTM 100",
-        dls=dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40),
-        learner=dict(rnn_type='lstm', hidden_size=100, n_skip=50, head_gain=100.),
-        fit=dict(n_epoch=25, lr=3e-3)),
-    'wh_gru_w2': dict(
-        benchmark='wiener_hammerstein',
-        doc="W2 on Wiener-Hammerstein with RNNLearner's defaults: GRU 100, bs 64, win_sz 200, stp_sz 1, 300 "
-            "batches/epoch, n_skip 50, fit_flat_cos(10, 3e-3)",
-        dls=dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300),
-        learner=dict(rnn_type='gru', hidden_size=100, n_skip=50),
-        fit=dict(n_epoch=10, lr=3e-3)),
-    'wh_gru_w2_gain10': dict(
-        benchmark='wiener_hammerstein',
-        doc="`wh_gru_w2` with head_gain=10",
-        dls=dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300),
-        learner=dict(rnn_type='gru', hidden_size=100, n_skip=50, head_gain=10.),
-        fit=dict(n_epoch=10, lr=3e-3)),
-    'wh_gru_w2_gain100': dict(
-        benchmark='wiener_hammerstein',
-        doc="`wh_gru_w2` with head_gain=100",
-        dls=dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300),
-        learner=dict(rnn_type='gru', hidden_size=100, n_skip=50, head_gain=100.),
-        fit=dict(n_epoch=10, lr=3e-3)),
-    'ct_gru': dict(
-        benchmark='cascaded_tanks',
-        doc="Cascaded Tanks: GRU 32, head_gain 100, bs 16, win_sz 100, stp_sz 1, all windows each epoch, n_skip 5, "
-            "fit_flat_cos(100, 3e-3)",
-        dls=dict(bs=16, win_sz=100, stp_sz=1),
-        learner=dict(rnn_type='gru', hidden_size=32, n_skip=5, head_gain=100.),
-        fit=dict(n_epoch=100, lr=3e-3)),
+    'sb_gru_w2': _w2('silverbox', "tsfast's GRU default recipe (W2) with RNNLearner's defaults: GRU 100, bs 64, "
+                     "win_sz 200, stp_sz 1, 300 batches/epoch, n_skip 50, fit_flat_cos(10, 3e-3), full BPTT on "
+                     "200-sample windows"),
+    'sb_gru_w2_gain10': _w2('silverbox', "`sb_gru_w2` with head_gain=10 (the output layer learns 10 x faster under "
+                            "Adam)", 10.),
+    'sb_gru_w2_gain100': _w2('silverbox', "`sb_gru_w2` with head_gain=100", 100.),
+    'sb_lstm_tbptt_5000_e25': _tbptt_5000(
+        "very long windows with TBPTT: LSTM 64, head_gain 100, bs 16, win_sz 5000 cut into sub_seq_len 250 (20 "
+        "updates per window, state carried), stp_sz 10, 40 window-batches/epoch, n_skip 50, fit_flat_cos(25, 3e-3) "
+        "(1,000 window-batches, 20,000 updates)", 25),
+    'sb_lstm_tbptt_5000_e50': _tbptt_5000("as `sb_lstm_tbptt_5000_e25`, 50 epochs (2,000 window-batches, 40,000 "
+                                          "updates)", 50),
+    'sb_lstm_tbptt_5000_e75': _tbptt_5000("as `sb_lstm_tbptt_5000_e25`, 75 epochs (3,000 window-batches, 60,000 "
+                                          "updates)", 75),
+    'sb_lstm100_tbptt_5000_e25': _tbptt_5000("as `sb_lstm_tbptt_5000_e25` with LSTM 100", 25, hidden_size=100),
+    'sb_lstm100_tbptt_5000_e50': _tbptt_5000("as `sb_lstm_tbptt_5000_e50` with LSTM 100", 50, hidden_size=100),
+    'wh_gru_w2': _w2('wiener_hammerstein', "W2 on Wiener-Hammerstein with RNNLearner's defaults: GRU 100, bs 64, "
+                     "win_sz 200, stp_sz 1, 300 batches/epoch, n_skip 50, fit_flat_cos(10, 3e-3)"),
+    'wh_gru_w2_gain10': _w2('wiener_hammerstein', "`wh_gru_w2` with head_gain=10", 10.),
+    'wh_gru_w2_gain100': _w2('wiener_hammerstein', "`wh_gru_w2` with head_gain=100", 100.),
+    'ct_gru': _recipe('cascaded_tanks', "Cascaded Tanks: GRU 32, head_gain 100, bs 16, win_sz 100, stp_sz 1, all "
+                      "windows each epoch, n_skip 5, fit_flat_cos(100, 3e-3)", dict(bs=16, win_sz=100, stp_sz=1), 100,
+                      rnn_type='gru', hidden_size=32, n_skip=5, head_gain=100.),
 }
 DEFAULT_RECIPES = ['sb_gru_w2', 'sb_gru_w2_gain100', 'sb_lstm_tbptt_5000_e50', 'wh_gru_w2', 'ct_gru']
 
