@@ -31,7 +31,7 @@ def state_batch_size(state) -> int|None:
 class ScaledLinear(nn.Linear):
     "`nn.Linear` computing `gain * (x @ weight.T + bias)`, initialised to `nn.Linear`'s values: it learns `gain` x faster under Adam"
     def __init__(self, in_features:int, out_features:int, gain:float=1., bias:bool=True):
-        if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not gain > 0 or not np.isfinite(gain):
+        if isinstance(gain, bool) or not isinstance(gain, (int, float, np.integer, np.floating)) or not gain > 0 or not np.isfinite(gain):
             raise ValueError(f"gain={gain!r} must be a positive finite number")
         super().__init__(in_features, out_features, bias=bias)
         self.gain = float(gain)
