@@ -56,6 +56,7 @@ RECIPES = {
                      "200-sample windows"),
     'sb_gru_w2_gain10': _w2('silverbox', "`sb_gru_w2` with head_gain=10 (the output layer learns 10 x faster under "
                             "Adam)", 10.),
+    'sb_gru_w2_gain30': _w2('silverbox', "`sb_gru_w2` with head_gain=30", 30.),
     'sb_gru_w2_gain100': _w2('silverbox', "`sb_gru_w2` with head_gain=100", 100.),
     'sb_lstm_tbptt_5000_e25': _tbptt_5000(
         "very long windows with TBPTT: LSTM 64, head_gain 100, bs 16, win_sz 5000 cut into sub_seq_len 250 (20 "
@@ -70,6 +71,7 @@ RECIPES = {
     'wh_gru_w2': _w2('wiener_hammerstein', "W2 on Wiener-Hammerstein with RNNLearner's defaults: GRU 100, bs 64, "
                      "win_sz 200, stp_sz 1, 300 batches/epoch, n_skip 50, fit_flat_cos(10, 3e-3)"),
     'wh_gru_w2_gain10': _w2('wiener_hammerstein', "`wh_gru_w2` with head_gain=10", 10.),
+    'wh_gru_w2_gain30': _w2('wiener_hammerstein', "`wh_gru_w2` with head_gain=30", 30.),
     'wh_gru_w2_gain100': _w2('wiener_hammerstein', "`wh_gru_w2` with head_gain=100", 100.),
     'ct_gru': _recipe('cascaded_tanks', "Cascaded Tanks: GRU 32, head_gain 100, bs 16, win_sz 100, stp_sz 1, all "
                       "windows each epoch, n_skip 5, fit_flat_cos(100, 3e-3)", dict(bs=16, win_sz=100, stp_sz=1), 100,
