@@ -147,7 +147,7 @@ def tsfast_worker(name:str, seed:int, folder:str, quick:bool, threads:int):
     with contextlib.redirect_stdout(io.StringIO()):
         files = write_hdf5(Path(folder))
         torch.manual_seed(seed); np.random.seed(seed); random.seed(seed)
-        dls = create_dls(['u'], ['y'], files, win_sz=200, stp_sz=1, bs=64, n_batches_train=2 if quick else 300)
+        dls = create_dls(['u'], ['y'], files, **{**W2, **(dict(n_batches_train=2) if quick else {})})
         learn = RNNLearner(dls, n_skip=50, show_bar=False)
         n_epoch = 1 if quick else fit['n_epoch']
         t0 = time.perf_counter()
@@ -267,7 +267,7 @@ def main(argv=None):
     out.parent.mkdir(parents=True, exist_ok=True)
     log = out.with_suffix('.jsonl')
     if a.quick and log.exists() and not a.table_only: log.unlink()
-    def rows(): return [json.loads(l) for l in log.read_text().splitlines() if l.strip()] if log.exists() else []
+    rows = lambda: load_rows(out)
     if not a.table_only:
         for seed in range(a.first_seed, a.first_seed + a.seeds):
             for name in a.recipes:
