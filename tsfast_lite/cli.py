@@ -48,8 +48,10 @@ def main(
     seed:int=0, # random seed
     out:str='tsfast_lite_run', # folder for the saved learner, scores and plots
     no_fallback:bool=False, # fail instead of training on the simulated system when the benchmark's files are missing
+    init:str='zero', # initial state of the test simulations: zero, or estimate (from the first n_init samples)
 ):
     "Train a TBPTT model on a benchmark, print validation metrics and test scores, save the learner and plots"
+    if init not in ('zero', 'estimate'): raise ValueError(f"init={init!r} must be 'zero' or 'estimate'")
     import matplotlib
     matplotlib.use('Agg')
     set_seed(seed)
@@ -63,8 +65,9 @@ def main(
     print(f"trained in {time.time() - t0:.0f} s")
     loss, rmse = learn.validate()
     print(f"validation: loss {loss:.6f}, fun_rmse {rmse:.6f} (physical units of y)")
-    res = learn.evaluate_tests()
-    print("\nofficial test sets (free-run simulation, first n_init samples not scored):")
+    res = learn.evaluate_tests(init=init)
+    print(f"\nofficial test sets (free-run simulation from the {'estimated' if init == 'estimate' else 'zero'} initial "
+          "state, first n_init samples not scored):")
     print(res.to_string(float_format=lambda v: f"{v:.4f}"))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -35,13 +35,31 @@ def _check_inputs(u, n_u:int) -> np.ndarray:
     return arr
 
 # %% ../nbs/03_inference/00_inference.ipynb #86020a2a
+def _check_state(state, model, device):
+    "A state for `model` must have batch size 1 and live on the model's device"
+    if state is None: return
+    ts = [state] if isinstance(state, torch.Tensor) else list(state)
+    if not ts or not all(isinstance(t, torch.Tensor) for t in ts):
+        raise TypeError(f"state must be None, a tensor or a tuple of tensors (the model's own state); got {type(state).__name__}")
+    for t in ts:
+        if t.ndim != 3 or t.shape[1] != 1:
+            raise ValueError(f"state has a tensor of shape {tuple(t.shape)}; expected [num_layers, 1, hidden] (batch size 1)")
+        if t.device != device: raise ValueError(f"state is on {t.device} but the model is on {device}")
+
+def _map_state(f, state):
+    return f(state) if isinstance(state, torch.Tensor) else type(state)(_map_state(f, s) for s in state)
+
+def _leaves(state): return [state] if isinstance(state, torch.Tensor) else [t for s in state for t in _leaves(s)]
+
+# %% ../nbs/03_inference/00_inference.ipynb #61183bd1
 @patch
 def predict_sequence(self:SeqLearner,
                      u, # raw inputs in physical units, shape [T, n_u]
                      chunk_sz:int|None=None, # samples per forward pass (default 65,536); memory is bounded by it
                      progress:bool|None=None, # show a progress bar (default: when there are more than 8 chunks)
+                     state=None, # initial state, e.g. from `estimate_state` (default: the zero state)
                     ) -> np.ndarray:
-    "Simulate the outputs [T, n_y] (physical units) from `u` alone, from the zero state, carrying the state across chunks"
+    "Simulate the outputs [T, n_y] (physical units) from `u` alone, from `state`, carrying the state across chunks"
     model = self.model
     u = _check_inputs(u, len(model.u_mean))
     chunk_sz = 65536 if chunk_sz is None else chunk_sz
@@ -50,7 +68,8 @@ def predict_sequence(self:SeqLearner,
     device = next(model.parameters()).device
     starts = range(0, len(u), chunk_sz)
     if progress is None: progress = len(starts) > 8
-    was_training, state, out = model.training, None, np.empty((len(u), len(model.y_mean)))
+    _check_state(state, model, device)
+    was_training, out = model.training, np.empty((len(u), len(model.y_mean)))
     model.eval()
     try:
         with torch.no_grad():
@@ -61,7 +80,47 @@ def predict_sequence(self:SeqLearner,
     finally: model.train(was_training)
     return out
 
-# %% ../nbs/03_inference/00_inference.ipynb #beba4710
+# %% ../nbs/03_inference/00_inference.ipynb #2f5e963d
+@patch
+def estimate_state(self:SeqLearner,
+                   u, # raw inputs of the initialisation window, shape [n, n_u]
+                   y, # measured outputs over the same samples, shape [n, n_y]
+                   n_iter:int=100, # L-BFGS iterations at most
+                  ):
+    "The initial state from which simulating `u` best matches the measured `y` (least squares; the model is fixed)"
+    model = self.model
+    u = _check_inputs(u, len(model.u_mean))
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim != 2 or y.shape != (len(u), len(model.y_mean)):
+        raise ValueError(f"y has shape {y.shape}; expected {(len(u), len(model.y_mean))}, the outputs over the same "
+                         f"{len(u)} samples as u")
+    if not np.isfinite(y).all(): raise ValueError(f"y has a non-finite value at sample {np.argwhere(~np.isfinite(y))[0, 0]}")
+    if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
+        raise ValueError(f"n_iter={n_iter!r} must be a positive integer")
+    device = next(model.parameters()).device
+    x = model.normalize_u(torch.as_tensor(u, dtype=torch.float32, device=device)[None])
+    yt = (torch.as_tensor(y, dtype=torch.float32, device=device)[None] - model.y_mean) / model.y_std
+    was_training = model.training
+    model.eval()
+    # cuDNN's RNN backward refuses eval mode; the native kernels differentiate in eval mode (no dropout) on any device
+    try:
+        with torch.backends.cudnn.flags(enabled=False), torch.enable_grad():
+            with torch.no_grad(): _, s0 = model(x[:, :1])
+            state = _map_state(lambda t: torch.zeros_like(t).requires_grad_(), s0)
+            leaves = _leaves(state)
+            opt = torch.optim.LBFGS(leaves, max_iter=n_iter, line_search_fn='strong_wolfe',
+                                    tolerance_grad=1e-10, tolerance_change=1e-14, history_size=20)
+            def closure():
+                p, _ = model(x, state)
+                loss = (((p - model.y_mean) / model.y_std - yt)**2).mean()
+                grads = torch.autograd.grad(loss, leaves)  # the state's gradients only: model.grad stays untouched
+                for t, g in zip(leaves, grads): t.grad = g
+                return loss
+            opt.step(closure)
+    finally: model.train(was_training)
+    return _map_state(lambda t: t.detach(), state)
+
+# %% ../nbs/03_inference/00_inference.ipynb #59898fa4
 def plot_test_predictions(results:dict, fs=None, unit:str='', n_init:int=0):
     "Plot measured and simulated outputs and their error, one row per test set; `results` maps name -> (y, pred)"
     import matplotlib.pyplot as plt
@@ -78,28 +137,33 @@ def plot_test_predictions(results:dict, fs=None, unit:str='', n_init:int=0):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/03_inference/00_inference.ipynb #2f5e963d
+# %% ../nbs/03_inference/00_inference.ipynb #9c3f382e
 @patch
 def evaluate_tests(self:SeqLearner,
                    test_sets:dict|None=None, # name -> (u, y) arrays [T, n]; default the DataLoaders' official test sets
                    n_init:int|None=None, # unscored initialisation samples (default the DataLoaders' n_init)
                    plot:bool=True, # plot prediction vs measurement
                    chunk_sz:int|None=None, # see `predict_sequence`
+                   init:str='zero', # initial state: 'zero', or 'estimate' from the first n_init samples (`estimate_state`)
                   ) -> pd.DataFrame:
     "RMSE of free-run simulation on each test set, scored on y[n_init:], in the benchmark's unit"
+    if init not in ('zero', 'estimate'): raise ValueError(f"init={init!r} must be 'zero' or 'estimate'")
     dls = self.dls
     test_sets = dls.test_sets if test_sets is None else test_sets
     if not test_sets:
         raise ValueError("No test sets: the DataLoaders have none (dls.test_sets is empty); pass "
                          "test_sets={name: (u, y)} with arrays of shape [T, n_u] and [T, n_y]")
     n_init = dls.n_init if n_init is None else n_init
+    if init == 'estimate' and n_init < 1:
+        raise ValueError(f"init='estimate' needs initialisation samples to estimate the state from; n_init={n_init}")
     scale, unit = getattr(dls, 'score_scale', 1.0), getattr(dls, 'score_unit', '') or ''
     rows, results = [], {}
     for name, (u, y) in test_sets.items():
         y = np.asarray(y, dtype=np.float64)
         if len(y) != len(u): raise ValueError(f"Test set {name!r}: u has {len(u)} samples but y has {len(y)}")
         if len(y) <= n_init: raise ValueError(f"Test set {name!r} has {len(y)} samples, not more than n_init={n_init}")
-        p = self.predict_sequence(u, chunk_sz=chunk_sz)
+        state = self.estimate_state(u[:n_init], y[:n_init]) if init == 'estimate' else None
+        p = self.predict_sequence(u, chunk_sz=chunk_sz, state=state)
         e = (p - y)[n_init:]
         rmse = float(np.sqrt((e**2).mean()))
         rows.append(dict(test_set=name, n_samples=len(y), n_scored=len(y) - n_init,
@@ -107,6 +171,7 @@ def evaluate_tests(self:SeqLearner,
                          nrmse=rmse / float(y[n_init:].std()) if y[n_init:].std() > 0 else np.nan))
         results[name] = (y, p)
     df = pd.DataFrame(rows).set_index('test_set')
+    df.attrs['init'] = init
     if plot:  # shared, not copied, by the frames pandas derives from df (pandas deep-copies attrs)
         fig = plot_test_predictions(results, fs=dls.fs, n_init=n_init)
         fig.__deepcopy__ = lambda memo, fig=fig: fig
