@@ -69,7 +69,7 @@ def train_point(mode:str, win_sz:int, steps:int) -> dict:
         d = create_dls('u', 'y', {'train': train, 'valid': train}, win_sz=w, stp_sz=STP_SZ, bs=BS,
                        sub_seq_len=SUB_SEQ_LEN if mode == 'tbptt' else None, n_batches_train=n)
         set_seed(0)
-        return d, RNNLearner(d, 'lstm', hidden_size=HIDDEN, cbs=NoValidation())
+        return d, RNNLearner(d, 'lstm', hidden_size=HIDDEN, head_gain=1., cbs=NoValidation())  # plain linear head
     # one-off costs (lazy imports, kernel set-up, the allocator's first pools) on short windows, in another learner
     _, warm = learner(2 * SUB_SEQ_LEN, 2)
     with warm.no_bar(), warm.no_logging(): warm.fit(1, lr=1e-3)
@@ -90,7 +90,7 @@ def predict_point(n:int, chunk_sz:int|None) -> dict:
     import tsfast_lite.inference  # noqa: F401
     dls = create_dls_silverbox(bs=BS, win_sz=500, sub_seq_len=SUB_SEQ_LEN)
     set_seed(0)
-    learn = RNNLearner(dls, 'lstm', hidden_size=HIDDEN)
+    learn = RNNLearner(dls, 'lstm', hidden_size=HIDDEN, head_gain=1.)
     u_test = dls.test_sets['multisine'][0]
     u = np.resize(u_test, (n, u_test.shape[1]))
     learn.predict_sequence(u[:1000], chunk_sz=chunk_sz)  # one-off allocations

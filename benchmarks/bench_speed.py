@@ -69,7 +69,8 @@ def run_lite(w:dict, dls, seed:int, bar:bool=True):
     from fastai.basics import set_seed
     from tsfast_lite.learner.core import RNNLearner
     set_seed(seed)
-    learn = RNNLearner(dls, w['rnn_type'], hidden_size=w['hidden_size'], n_skip=w['n_skip'])
+    # head_gain=1: a plain linear output layer, as in the bare loop's BareRNN (the same mathematics)
+    learn = RNNLearner(dls, w['rnn_type'], hidden_size=w['hidden_size'], n_skip=w['n_skip'], head_gain=1.)
     def fit():
         with contextlib.redirect_stdout(io.StringIO()):
             if bar: learn.fit_flat_cos(1, lr=LR)

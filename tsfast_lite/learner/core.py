@@ -511,7 +511,7 @@ def RNNLearner(
     metrics=(fun_rmse,), # functions (pred, targ) or fastai Metrics, computed over all scored samples
     grad_clip:float|None=None, # clip the gradient norm of every update to this value
     linear_layers:int=0, # hidden linear layers in the head
-    head_gain:float=1., # gain of the output layer: under Adam it learns `head_gain` x faster than the rest
+    head_gain:float=30., # gain of the output layer: under Adam it learns `head_gain` x faster than the rest
     opt_func=default_opt_func, # optimizer constructor
     cbs=None, # extra callbacks
     model:nn.Module|None=None, # a model with `forward(u, state=None) -> (y, state)` on normalised data (built when None)

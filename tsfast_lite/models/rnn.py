@@ -55,7 +55,7 @@ class RNN(nn.Module):
                  linear_layers:int=0, # hidden linear layers (ReLU) in the head
                  linear_size:int|None=None, # units of the hidden linear layers (default hidden_size)
                  dropout:float=0., # dropout between recurrent layers
-                 head_gain:float=1., # gain of the output layer (`ScaledLinear`): it learns `head_gain` x faster under Adam
+                 head_gain:float=30., # gain of the output layer (`ScaledLinear`): it learns `head_gain` x faster under Adam
                 ):
         super().__init__()
         if rnn_type not in _rnn_types:
