@@ -37,14 +37,14 @@ TEST_ORDER = {'silverbox': ['multisine', 'arrow_full', 'arrow_no_extrapolation']
 TITLES = {'silverbox': 'Silverbox [mV]', 'wiener_hammerstein': 'Wiener-Hammerstein [mV]', 'cascaded_tanks': 'Cascaded Tanks [V]'}
 
 # The recipes. `dls`: arguments of the benchmark's create_dls_*; `learner`: arguments of RNNLearner; `fit`: epochs, lr.
-def _recipe(benchmark, doc, dls, n_epoch, **learner):
-    return dict(benchmark=benchmark, doc=doc, dls=dls, learner=learner, fit=dict(n_epoch=n_epoch, lr=3e-3))
+def _recipe(benchmark, doc, dls, n_epoch, lr=3e-3, **learner):
+    return dict(benchmark=benchmark, doc=doc, dls=dls, learner=learner, fit=dict(n_epoch=n_epoch, lr=lr))
 
 W2 = dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300)  # tsfast's default recipe, W2 in the performance issue
 TBPTT_5000 = dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40)
 
-def _w2(benchmark, doc, head_gain):
-    return _recipe(benchmark, doc, W2, 10, rnn_type='gru', hidden_size=100, n_skip=50, head_gain=head_gain)
+def _w2(benchmark, doc, head_gain, lr=3e-3):
+    return _recipe(benchmark, doc, W2, 10, lr, rnn_type='gru', hidden_size=100, n_skip=50, head_gain=head_gain)
 
 def _ct(doc, head_gain):
     return _recipe('cascaded_tanks', doc, dict(bs=16, win_sz=100, stp_sz=1), 100, rnn_type='gru', hidden_size=32,
@@ -61,6 +61,7 @@ RECIPES = {
                             "Adam)", 10.),
     'sb_gru_w2_gain30': _w2('silverbox', "`sb_gru_w2` with head_gain=30, RNNLearner's default", 30.),
     'sb_gru_w2_gain100': _w2('silverbox', "`sb_gru_w2` with head_gain=100", 100.),
+    'sb_gru_w2_gain30_lr1e-2': _w2('silverbox', "`sb_gru_w2_gain30` with lr 1e-2 instead of 3e-3", 30., 1e-2),
     'sb_lstm_tbptt_5000_e25': _tbptt_5000(
         "very long windows with TBPTT: LSTM 64, head_gain 100, bs 16, win_sz 5000 cut into sub_seq_len 250 (20 "
         "updates per window, state carried), stp_sz 10, 40 window-batches/epoch, n_skip 50, fit_flat_cos(25, 3e-3) "
