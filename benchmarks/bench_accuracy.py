@@ -46,6 +46,10 @@ TBPTT_5000 = dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_trai
 def _w2(benchmark, doc, head_gain, lr=3e-3):
     return _recipe(benchmark, doc, W2, 10, lr, rnn_type='gru', hidden_size=100, n_skip=50, head_gain=head_gain)
 
+def _tutorial(doc, sub_seq_len, head_gain):
+    dls = dict(bs=16, win_sz=500, stp_sz=10, **({} if sub_seq_len is None else dict(sub_seq_len=sub_seq_len)))
+    return _recipe('silverbox', doc, dls, 10, rnn_type='lstm', hidden_size=40, head_gain=head_gain)
+
 def _ct(doc, head_gain):
     return _recipe('cascaded_tanks', doc, dict(bs=16, win_sz=100, stp_sz=1), 100, rnn_type='gru', hidden_size=32,
                    n_skip=5, head_gain=head_gain)
@@ -62,6 +66,13 @@ RECIPES = {
     'sb_gru_w2_gain30': _w2('silverbox', "`sb_gru_w2` with head_gain=30, RNNLearner's default", 30.),
     'sb_gru_w2_gain100': _w2('silverbox', "`sb_gru_w2` with head_gain=100", 100.),
     'sb_gru_w2_gain30_lr1e-2': _w2('silverbox', "`sb_gru_w2_gain30` with lr 1e-2 instead of 3e-3", 30., 1e-2),
+    'sb_tutorial_tbptt_gain1': _tutorial("the tutorial's TBPTT recipe: LSTM 40, bs 16, win_sz 500 cut into sub_seq_len "
+                                         "100, stp_sz 10, all windows each epoch, fit_flat_cos(10, 3e-3), head_gain=1",
+                                         100, 1.),
+    'sb_tutorial_tbptt_gain30': _tutorial("`sb_tutorial_tbptt_gain1` with head_gain=30, RNNLearner's default", 100, 30.),
+    'sb_tutorial_full_gain1': _tutorial("the tutorial's standard recipe: as `sb_tutorial_tbptt_gain1` with full BPTT on "
+                                        "the 500-sample windows", None, 1.),
+    'sb_tutorial_full_gain30': _tutorial("`sb_tutorial_full_gain1` with head_gain=30, RNNLearner's default", None, 30.),
     'sb_lstm_tbptt_5000_e25': _tbptt_5000(
         "very long windows with TBPTT: LSTM 64, head_gain 100, bs 16, win_sz 5000 cut into sub_seq_len 250 (20 "
         "updates per window, state carried), stp_sz 10, 40 window-batches/epoch, n_skip 50, fit_flat_cos(25, 3e-3) "
