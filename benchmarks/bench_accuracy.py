@@ -202,7 +202,8 @@ def table(rows:list, quick:bool=False) -> str:
     out = ["# Accuracy on the official test sets" + (" (QUICK smoke run: numbers meaningless)" if quick else ''), '',
            "Free-run simulation RMSE, scored on y[n_init:] (`evaluate_tests`), from the zero state or, in the rows "
            "marked *state estimated*, from the initial state estimated on the n_init initialisation samples "
-           "(`evaluate_tests(init='estimate')`). Ours: mean ± sample standard deviation over seeds; training time is wall-clock for `fit_flat_cos` incl. validation, "
+           "(`evaluate_tests(init='estimate')`). Ours: mean ± sample standard deviation over seeds; training time is "
+           "wall-clock for `fit_flat_cos` incl. validation, "
            f"with {rows[0]['threads'] if rows else '?'} torch thread(s) on a 2-core machine shared with other jobs.", '']
     for bm, tests in TEST_ORDER.items():
         mine = [r for r in rows if r['benchmark'] == bm]
@@ -229,7 +230,7 @@ def table(rows:list, quick:bool=False) -> str:
 
 
 def load_rows(path=None) -> list:
-    "The result rows in the .jsonl next to `path` (default: benchmarks/results/accuracy.md); a later run of the same recipe and seed replaces an earlier one"
+    "The runs in the .jsonl next to `path` (default: results/accuracy.md); a later run of a (recipe, seed) replaces an earlier"
     log = Path(path or ROOT/'benchmarks'/'results'/'accuracy.md').with_suffix('.jsonl')
     rows = [json.loads(l) for l in log.read_text().splitlines() if l.strip()] if log.exists() else []
     return list({(r['recipe'], r['seed']): r for r in rows}.values())

@@ -11,7 +11,9 @@ import pandas as pd
 import torch
 from fastcore.basics import patch
 from fastprogress.fastprogress import progress_bar
+from fastai.torch_core import apply
 from .learner.core import *
+from .models.rnn import detach_state
 
 # %% auto #0
 __all__ = ['plot_test_predictions']
@@ -35,21 +37,20 @@ def _check_inputs(u, n_u:int) -> np.ndarray:
     return arr
 
 # %% ../nbs/03_inference/00_inference.ipynb #86020a2a
+def _tensors(state) -> list:
+    "The tensors of a recurrent state: a tensor (GRU, RNN) or a tuple of them (LSTM's (h, c))"
+    return [state] if isinstance(state, torch.Tensor) else list(state)
+
 def _check_state(state, model, device):
     "A state for `model` must have batch size 1 and live on the model's device"
     if state is None: return
-    ts = [state] if isinstance(state, torch.Tensor) else list(state)
+    ts = _tensors(state)
     if not ts or not all(isinstance(t, torch.Tensor) for t in ts):
         raise TypeError(f"state must be None, a tensor or a tuple of tensors (the model's own state); got {type(state).__name__}")
     for t in ts:
         if t.ndim != 3 or t.shape[1] != 1:
             raise ValueError(f"state has a tensor of shape {tuple(t.shape)}; expected [num_layers, 1, hidden] (batch size 1)")
         if t.device != device: raise ValueError(f"state is on {t.device} but the model is on {device}")
-
-def _map_state(f, state):
-    return f(state) if isinstance(state, torch.Tensor) else type(state)(_map_state(f, s) for s in state)
-
-def _leaves(state): return [state] if isinstance(state, torch.Tensor) else [t for s in state for t in _leaves(s)]
 
 # %% ../nbs/03_inference/00_inference.ipynb #61183bd1
 @patch
@@ -106,8 +107,8 @@ def estimate_state(self:SeqLearner,
     try:
         with torch.backends.cudnn.flags(enabled=False), torch.enable_grad():
             with torch.no_grad(): _, s0 = model(x[:, :1])
-            state = _map_state(lambda t: torch.zeros_like(t).requires_grad_(), s0)
-            leaves = _leaves(state)
+            state = apply(lambda t: torch.zeros_like(t).requires_grad_(), s0)
+            leaves = _tensors(state)
             opt = torch.optim.LBFGS(leaves, max_iter=n_iter, line_search_fn='strong_wolfe',
                                     tolerance_grad=1e-10, tolerance_change=1e-14, history_size=20)
             def closure():
@@ -118,7 +119,7 @@ def estimate_state(self:SeqLearner,
                 return loss
             opt.step(closure)
     finally: model.train(was_training)
-    return _map_state(lambda t: t.detach(), state)
+    return detach_state(state)
 
 # %% ../nbs/03_inference/00_inference.ipynb #59898fa4
 def plot_test_predictions(results:dict, fs=None, unit:str='', n_init:int=0):
