@@ -54,8 +54,9 @@ def _ct(doc, head_gain):
     return _recipe('cascaded_tanks', doc, dict(bs=16, win_sz=100, stp_sz=1), 100, rnn_type='gru', hidden_size=32,
                    n_skip=5, head_gain=head_gain)
 
-def _tbptt_5000(doc, n_epoch, hidden_size=64):
-    return _recipe('silverbox', doc, TBPTT_5000, n_epoch, rnn_type='lstm', hidden_size=hidden_size, n_skip=50, head_gain=100.)
+def _tbptt_5000(doc, n_epoch, hidden_size=64, benchmark='silverbox', head_gain=100.):
+    return _recipe(benchmark, doc, TBPTT_5000, n_epoch, rnn_type='lstm', hidden_size=hidden_size, n_skip=50,
+                   head_gain=head_gain)
 
 RECIPES = {
     'sb_gru_w2': _w2('silverbox', "tsfast's GRU default recipe (W2) with head_gain=1 (a plain linear output layer): "
@@ -88,12 +89,17 @@ RECIPES = {
     'wh_gru_w2_gain10': _w2('wiener_hammerstein', "`wh_gru_w2` with head_gain=10", 10.),
     'wh_gru_w2_gain30': _w2('wiener_hammerstein', "`wh_gru_w2` with head_gain=30, RNNLearner's default", 30.),
     'wh_gru_w2_gain100': _w2('wiener_hammerstein', "`wh_gru_w2` with head_gain=100", 100.),
+    'wh_lstm_tbptt_5000_e25': _tbptt_5000("`sb_lstm_tbptt_5000_e25` on Wiener-Hammerstein with head_gain=30", 25,
+                                          benchmark='wiener_hammerstein', head_gain=30.),
+    'wh_lstm_tbptt_5000_e75': _tbptt_5000("as `wh_lstm_tbptt_5000_e25`, 75 epochs", 75, benchmark='wiener_hammerstein',
+                                          head_gain=30.),
     'ct_gru': _ct("Cascaded Tanks: GRU 32, head_gain 100, bs 16, win_sz 100, stp_sz 1, all windows each epoch, n_skip 5, "
                   "fit_flat_cos(100, 3e-3)", 100.),
     'ct_gru_gain1': _ct("`ct_gru` with head_gain=1", 1.),
     'ct_gru_gain30': _ct("`ct_gru` with head_gain=30, RNNLearner's default", 30.),
 }
-DEFAULT_RECIPES = ['sb_gru_w2_gain30', 'sb_gru_w2_gain100', 'sb_lstm_tbptt_5000_e75', 'wh_gru_w2_gain30', 'ct_gru_gain30']
+DEFAULT_RECIPES = ['sb_gru_w2_gain30', 'sb_gru_w2_gain100', 'sb_lstm_tbptt_5000_e75', 'wh_gru_w2_gain30',
+                   'wh_lstm_tbptt_5000_e75', 'ct_gru_gain30']
 
 # The reference implementation run here: tsfast 0.5.0 (`pip install tsfast`) with its own defaults (torch Adam, inputs
 # standardised, outputs not, L1 loss), trained in a separate python (`--tsfast-python`) and scored like evaluate_tests.
