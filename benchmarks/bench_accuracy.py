@@ -43,8 +43,8 @@ def _recipe(benchmark, doc, dls, n_epoch, lr=3e-3, **learner):
 W2 = dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300)  # tsfast's default recipe, W2 in the performance issue
 TBPTT_5000 = dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40)
 
-def _w2(benchmark, doc, head_gain, lr=3e-3):
-    return _recipe(benchmark, doc, W2, 10, lr, rnn_type='gru', hidden_size=100, n_skip=50, head_gain=head_gain)
+def _w2(benchmark, doc, head_gain, lr=3e-3, **kw):
+    return _recipe(benchmark, doc, W2, 10, lr, rnn_type='gru', hidden_size=100, n_skip=50, head_gain=head_gain, **kw)
 
 def _tutorial(doc, sub_seq_len, head_gain):
     dls = dict(bs=16, win_sz=500, stp_sz=10, **({} if sub_seq_len is None else dict(sub_seq_len=sub_seq_len)))
@@ -66,6 +66,10 @@ RECIPES = {
                             "Adam)", 10.),
     'sb_gru_w2_gain30': _w2('silverbox', "`sb_gru_w2` with head_gain=30, RNNLearner's default", 30.),
     'sb_gru_w2_gain100': _w2('silverbox', "`sb_gru_w2` with head_gain=100", 100.),
+    'sb_gru_w2_gain30_mse': _w2('silverbox', "`sb_gru_w2_gain30` trained on the mean squared error instead of the mean "
+                                "absolute error (RNNLearner's default)", 30., loss_func='mse'),
+    'sb_gru_w2_gain100_mse': _w2('silverbox', "`sb_gru_w2_gain100` trained on the mean squared error", 100.,
+                                 loss_func='mse'),
     'sb_gru_w2_gain30_lr1e-2': _w2('silverbox', "`sb_gru_w2_gain30` with lr 1e-2 instead of 3e-3", 30., 1e-2),
     'sb_tutorial_tbptt_gain1': _tutorial("the tutorial's TBPTT recipe: LSTM 40, bs 16, win_sz 500 cut into sub_seq_len "
                                          "100, stp_sz 10, all windows each epoch, fit_flat_cos(10, 3e-3), head_gain=1",
@@ -121,15 +125,24 @@ def make_dls(recipe:dict, quick:bool):
     return getattr(B, f"create_dls_{recipe['benchmark']}")(**kw)
 
 
+LOSSES = {'mse': torch.nn.MSELoss, 'l1': torch.nn.L1Loss}  # recipes name their loss, so that rows stay JSON
+
+def make_learner(recipe:dict, dls):
+    "RNNLearner with the recipe's arguments (a `loss_func` given by name, see LOSSES)"
+    from tsfast_lite.learner.core import RNNLearner
+    kw = dict(recipe['learner'])
+    if 'loss_func' in kw: kw['loss_func'] = LOSSES[kw['loss_func']]()
+    return RNNLearner(dls, **kw)
+
+
 def run_one(name:str, seed:int, quick:bool) -> dict:
     "Train recipe `name` with `seed` and score it on the official test sets"
     from fastai.basics import set_seed
-    from tsfast_lite.learner.core import RNNLearner
     import tsfast_lite.inference  # noqa: F401  (patches predict_sequence, evaluate_tests)
     recipe = RECIPES[name]
     dls = make_dls(recipe, quick)
     set_seed(seed)
-    learn = RNNLearner(dls, **recipe['learner'])
+    learn = make_learner(recipe, dls)
     n_epoch = 1 if quick else recipe['fit']['n_epoch']
     t0 = time.perf_counter()
     with learn.no_bar(): learn.fit_flat_cos(n_epoch, lr=recipe['fit']['lr'])

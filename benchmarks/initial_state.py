@@ -40,13 +40,12 @@ def main(argv=None):
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     from fastai.basics import set_seed
-    from tsfast_lite.learner.core import RNNLearner
     from tsfast_lite.data import benchmarks as B
     import tsfast_lite.inference  # noqa: F401
     recipe = BA.RECIPES[a.recipe]
     dls = BA.make_dls(recipe, a.quick)
     set_seed(a.seed)
-    learn = RNNLearner(dls, **recipe['learner'])
+    learn = BA.make_learner(recipe, dls)
     t0 = time.perf_counter()
     with learn.no_bar(): learn.fit_flat_cos(1 if a.quick else recipe['fit']['n_epoch'], lr=recipe['fit']['lr'])
     train_s = time.perf_counter() - t0
