@@ -12,7 +12,7 @@ from fastcore.script import call_parse
 from fastai.basics import set_seed
 from .data import benchmarks
 from .learner.core import RNNLearner
-import tsfast_lite.inference  # predict_sequence, evaluate_tests
+from .inference import _check_init  # importing it also patches predict_sequence, evaluate_tests
 
 # %% auto #0
 __all__ = ['make_dls', 'main']
@@ -51,7 +51,7 @@ def main(
     init:str='zero', # initial state of the test simulations: zero, or estimate (from the first n_init samples)
 ):
     "Train a TBPTT model on a benchmark, print validation metrics and test scores, save the learner and plots"
-    if init not in ('zero', 'estimate'): raise ValueError(f"init={init!r} must be 'zero' or 'estimate'")
+    _check_init(init)
     import matplotlib
     matplotlib.use('Agg')
     set_seed(seed)

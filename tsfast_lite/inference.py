@@ -139,6 +139,11 @@ def plot_test_predictions(results:dict, fs=None, unit:str='', n_init:int=0):
     return fig
 
 # %% ../nbs/03_inference/00_inference.ipynb #9c3f382e
+def _check_init(init:str):
+    "Refuse an unknown initial-state choice of `evaluate_tests` (the CLI checks it before it trains)"
+    if init not in ('zero', 'estimate'): raise ValueError(f"init={init!r} must be 'zero' or 'estimate'")
+
+# %% ../nbs/03_inference/00_inference.ipynb #52004da6
 @patch
 def evaluate_tests(self:SeqLearner,
                    test_sets:dict|None=None, # name -> (u, y) arrays [T, n]; default the DataLoaders' official test sets
@@ -148,7 +153,7 @@ def evaluate_tests(self:SeqLearner,
                    init:str='zero', # initial state: 'zero', or 'estimate' from the first n_init samples (`estimate_state`)
                   ) -> pd.DataFrame:
     "RMSE of free-run simulation on each test set, scored on y[n_init:], in the benchmark's unit"
-    if init not in ('zero', 'estimate'): raise ValueError(f"init={init!r} must be 'zero' or 'estimate'")
+    _check_init(init)
     dls = self.dls
     test_sets = dls.test_sets if test_sets is None else test_sets
     if not test_sets:
