@@ -9,7 +9,7 @@ import pytest
 import torch
 from fastai.callback.core import Callback
 from fastai.callback.training import GradientClip
-from tsfast_lite.learner.core import GradRecorderCB
+from tsfast_lite.test_utils import GradRecorderCB
 from tsfast_lite.learner.checkpoint import CheckpointCB
 
 sys.path.insert(0, str(Path(__file__).parent))

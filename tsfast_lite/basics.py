@@ -13,6 +13,10 @@ from .data.records import *
 from .data.loaders import *
 from .data.benchmarks import *
 from .models.rnn import *
+from .models.encoder import *
+from .learner.metrics import *
+from .learner.tbptt import *
+from .learner.loop import *
 from .learner.core import *
 from .inference import *
 from .learner.checkpoint import *

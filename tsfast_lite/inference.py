@@ -12,6 +12,9 @@ import torch
 from fastcore.basics import patch
 from fastprogress.fastprogress import progress_bar
 from fastai.torch_core import apply
+from .learner.metrics import *
+from .learner.tbptt import *
+from .learner.loop import *
 from .learner.core import *
 from .models.rnn import detach_state
 
@@ -48,8 +51,9 @@ def _check_state(state, model, device):
     if not ts or not all(isinstance(t, torch.Tensor) for t in ts):
         raise TypeError(f"state must be None, a tensor or a tuple of tensors (the model's own state); got {type(state).__name__}")
     for t in ts:
-        if t.ndim != 3 or t.shape[1] != 1:
-            raise ValueError(f"state has a tensor of shape {tuple(t.shape)}; expected [num_layers, 1, hidden] (batch size 1)")
+        if t.ndim < 1 or t.shape[0] != 1:
+            raise ValueError(f"state has a tensor of shape {tuple(t.shape)}; expected batch size 1 in its first dimension "
+                             "(the model's state for one sequence)")
         if t.device != device: raise ValueError(f"state is on {t.device} but the model is on {device}")
 
 # %% ../nbs/03_inference/00_inference.ipynb #61183bd1

@@ -22,10 +22,16 @@ def detach_state(state):
     return type(state)(detach_state(s) for s in state)
 
 def state_batch_size(state) -> int|None:
-    "Batch size of a recurrent state ([num_layers, bs, hidden] tensors), or None for the zero state"
+    "Batch size of a state (the first dimension of its tensors), or None for the zero state"
     if state is None: return None
-    if isinstance(state, torch.Tensor): return state.shape[1]
+    if isinstance(state, torch.Tensor): return state.shape[0]
     return state_batch_size(state[0])
+
+def _map_state(f, state):
+    "Apply `f` to every tensor of `state` (a tensor or nested tuples of them), keeping the structure"
+    if state is None: return None
+    if isinstance(state, torch.Tensor): return f(state)
+    return type(state)(_map_state(f, s) for s in state)
 
 # %% ../../nbs/01_models/00_rnn.ipynb #d3dea0ba
 class ScaledLinear(nn.Linear):
@@ -69,22 +75,32 @@ class RNN(nn.Module):
         self.head = nn.Sequential(*lin, ScaledLinear(n, n_y, gain=head_gain))
 
     def forward(self, u, state=None):
+        # torch's recurrent layers keep the state as [num_layers, bs, hidden]; the contract is batch first
+        if state is not None: state = _map_state(lambda t: t.transpose(0, 1).contiguous(), state)
         out, state = self.rnn(u, state)
-        return self.head(out), state
+        return self.head(out), _map_state(lambda t: t.transpose(0, 1), state)
 
 # %% ../../nbs/01_models/00_rnn.ipynb #4fbbe4ed
 class SimModel(nn.Module):
     "`model` mapping normalised inputs to physical outputs: y = model(u_norm) * y_std + y_mean"
-    def __init__(self, model:nn.Module, u_mean, u_std, y_mean, y_std):
+    def __init__(self, model:nn.Module, u_mean, u_std, y_mean, y_std,
+                 encoder:nn.Module|None=None, # optional learned initial state: `encoder(u_norm, y_norm) -> state`
+                ):
         super().__init__()
-        self.model = model
+        self.model, self.encoder = model, encoder
         for nm,v in dict(u_mean=u_mean, u_std=u_std, y_mean=y_mean, y_std=y_std).items():
             self.register_buffer(nm, torch.as_tensor(v, dtype=torch.float32).reshape(-1))
 
     @classmethod
-    def from_dls(cls, model, dls): return cls(model, dls.norm_u.mean, dls.norm_u.std, dls.norm_y.mean, dls.norm_y.std)
+    def from_dls(cls, model, dls, encoder=None):
+        return cls(model, dls.norm_u.mean, dls.norm_u.std, dls.norm_y.mean, dls.norm_y.std, encoder=encoder)
 
     def normalize_u(self, u): return (u - self.u_mean) / self.u_std
+
+    def encode_state(self, u, y):
+        "The state after the samples `u` (normalised) and `y` (physical units) [bs, n_init, .], from the encoder"
+        if getattr(self, 'encoder', None) is None: raise ValueError("This model has no initial-state encoder")
+        return self.encoder(u, (y - self.y_mean) / self.y_std)
 
     def forward(self, u, state=None):
         y, state = self.model(u, state)
