@@ -14,6 +14,7 @@ from .data.loaders import *
 from .data.benchmarks import *
 from .models.rnn import *
 from .models.encoder import *
+from .models.tcn import *
 from .learner.metrics import *
 from .learner.tbptt import *
 from .learner.loop import *

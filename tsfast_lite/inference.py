@@ -40,6 +40,15 @@ def _check_inputs(u, n_u:int) -> np.ndarray:
     return arr
 
 # %% ../nbs/03_inference/00_inference.ipynb #86020a2a
+def _check_outputs(y, n:int, n_y:int) -> np.ndarray:
+    "Validate measured outputs over the same `n` samples as the inputs: finite, shape [n, n_y]"
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim != 2 or y.shape != (n, n_y):
+        hint = f" (for one signal use y[:, None])" if y.ndim == 1 and n_y == 1 else ''
+        raise ValueError(f"y has shape {y.shape}; expected {(n, n_y)}, the outputs over the same {n} samples as u{hint}")
+    if not np.isfinite(y).all(): raise ValueError(f"y has a non-finite value at sample {np.argwhere(~np.isfinite(y))[0, 0]}")
+    return y
+
 def _tensors(state) -> list:
     "The tensors of a recurrent state: a tensor (GRU, RNN) or a tuple of them (LSTM's (h, c))"
     return [state] if isinstance(state, torch.Tensor) else list(state)
@@ -95,11 +104,7 @@ def estimate_state(self:SeqLearner,
     "The initial state from which simulating `u` best matches the measured `y` (least squares; the model is fixed)"
     model = self.model
     u = _check_inputs(u, len(model.u_mean))
-    y = np.asarray(y, dtype=np.float64)
-    if y.ndim != 2 or y.shape != (len(u), len(model.y_mean)):
-        raise ValueError(f"y has shape {y.shape}; expected {(len(u), len(model.y_mean))}, the outputs over the same "
-                         f"{len(u)} samples as u")
-    if not np.isfinite(y).all(): raise ValueError(f"y has a non-finite value at sample {np.argwhere(~np.isfinite(y))[0, 0]}")
+    y = _check_outputs(y, len(u), len(model.y_mean))
     if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
         raise ValueError(f"n_iter={n_iter!r} must be a positive integer")
     device = next(model.parameters()).device
@@ -119,7 +124,7 @@ def estimate_state(self:SeqLearner,
                 p, _ = model(x, state)
                 loss = (((p - model.y_mean) / model.y_std - yt)**2).mean()
                 grads = torch.autograd.grad(loss, leaves)  # the state's gradients only: model.grad stays untouched
-                for t, g in zip(leaves, grads): t.grad = g
+                for t, g in zip(leaves, grads): t.grad = g.contiguous()  # L-BFGS views grads flat
                 return loss
             opt.step(closure)
     finally: model.train(was_training)
@@ -143,9 +148,38 @@ def plot_test_predictions(results:dict, fs=None, unit:str='', n_init:int=0):
     return fig
 
 # %% ../nbs/03_inference/00_inference.ipynb #9c3f382e
-def _check_init(init:str):
+_INITS = ('zero', 'estimate', 'encoder')
+
+def _check_init(init:str|None):
     "Refuse an unknown initial-state choice of `evaluate_tests` (the CLI checks it before it trains)"
-    if init not in ('zero', 'estimate'): raise ValueError(f"init={init!r} must be 'zero' or 'estimate'")
+    if init is not None and init not in _INITS:
+        raise ValueError(f"init={init!r} must be one of {list(_INITS)} (or None: the encoder when the learner has one)")
+
+def _encoder(learn):
+    "The learner's `StateEncoder`, or None"
+    return getattr(learn.model, 'encoder', None)
+
+@patch
+def encode_state(self:SeqLearner,
+                 u, # raw inputs of the encoder's window, shape [n_init, n_u]
+                 y, # measured outputs over the same samples, shape [n_init, n_y]
+                ):
+    "The state after the measured samples `u`, `y` from the learner's encoder: simulate what follows from it"
+    model, enc = self.model, _encoder(self)
+    if enc is None:
+        raise ValueError("This learner has no initial-state encoder: create it with encoder=... (see `seq_learner`), "
+                         "or use `estimate_state`")
+    u = _check_inputs(u, len(model.u_mean))
+    y = _check_outputs(y, len(u), len(model.y_mean))
+    if len(u) != enc.n_init: raise ValueError(f"the encoder reads n_init={enc.n_init} samples; got {len(u)}")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            x = model.normalize_u(torch.as_tensor(u, dtype=torch.float32, device=device)[None])
+            return model.encode_state(x, torch.as_tensor(y, dtype=torch.float32, device=device)[None])
+    finally: model.train(was_training)
 
 # %% ../nbs/03_inference/00_inference.ipynb #52004da6
 @patch
@@ -154,26 +188,41 @@ def evaluate_tests(self:SeqLearner,
                    n_init:int|None=None, # unscored initialisation samples (default the DataLoaders' n_init)
                    plot:bool=True, # plot prediction vs measurement
                    chunk_sz:int|None=None, # see `predict_sequence`
-                   init:str='zero', # initial state: 'zero', or 'estimate' from the first n_init samples (`estimate_state`)
+                   init:str|None=None, # 'zero', 'estimate' (`estimate_state`), 'encoder' (`encode_state`); None: the encoder if the learner has one, else 'zero'
                   ) -> pd.DataFrame:
     "RMSE of free-run simulation on each test set, scored on y[n_init:], in the benchmark's unit"
     _check_init(init)
+    enc = _encoder(self)
+    if init is None: init = 'zero' if enc is None else 'encoder'
+    if init == 'encoder' and enc is None:
+        raise ValueError("init='encoder' needs a learner with an initial-state encoder (seq_learner(..., encoder=...))")
     dls = self.dls
     test_sets = dls.test_sets if test_sets is None else test_sets
     if not test_sets:
         raise ValueError("No test sets: the DataLoaders have none (dls.test_sets is empty); pass "
                          "test_sets={name: (u, y)} with arrays of shape [T, n_u] and [T, n_y]")
     n_init = dls.n_init if n_init is None else n_init
+    if isinstance(n_init, bool) or not isinstance(n_init, (int, np.integer)) or n_init < 0:
+        raise ValueError(f"n_init={n_init!r} must be a non-negative integer (the unscored initialisation samples)")
+    if init == 'encoder' and enc.n_init > n_init:
+        raise ValueError(f"the encoder reads {enc.n_init} samples but only n_init={n_init} are unscored: the encoder "
+                         "would see samples that are scored")
     if init == 'estimate' and n_init < 1:
         raise ValueError(f"init='estimate' needs initialisation samples to estimate the state from; n_init={n_init}")
     scale, unit = getattr(dls, 'score_scale', 1.0), getattr(dls, 'score_unit', '') or ''
     rows, results = [], {}
     for name, (u, y) in test_sets.items():
-        y = np.asarray(y, dtype=np.float64)
         if len(y) != len(u): raise ValueError(f"Test set {name!r}: u has {len(u)} samples but y has {len(y)}")
+        try: y = _check_outputs(y, len(u), len(self.model.y_mean))
+        except ValueError as e: raise ValueError(f"Test set {name!r}: {e}") from None
         if len(y) <= n_init: raise ValueError(f"Test set {name!r} has {len(y)} samples, not more than n_init={n_init}")
-        state = self.estimate_state(u[:n_init], y[:n_init]) if init == 'estimate' else None
-        p = self.predict_sequence(u, chunk_sz=chunk_sz, state=state)
+        if init == 'encoder':  # the model simulates from the end of the encoder's window; nothing before it is predicted
+            n = enc.n_init
+            p_rest = self.predict_sequence(u[n:], chunk_sz=chunk_sz, state=self.encode_state(u[:n], y[:n]))
+            p = np.concatenate([np.full((n, p_rest.shape[1]), np.nan), p_rest])
+        else:
+            state = self.estimate_state(u[:n_init], y[:n_init]) if init == 'estimate' else None
+            p = self.predict_sequence(u, chunk_sz=chunk_sz, state=state)
         e = (p - y)[n_init:]
         rmse = float(np.sqrt((e**2).mean()))
         rows.append(dict(test_set=name, n_samples=len(y), n_scored=len(y) - n_init,

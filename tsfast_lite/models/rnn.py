@@ -67,7 +67,8 @@ class RNN(nn.Module):
         if rnn_type not in _rnn_types:
             raise ValueError(f"rnn_type={rnn_type!r} is not supported; valid values are {list(_rnn_types)}")
         for nm,v in dict(n_u=n_u, n_y=n_y, hidden_size=hidden_size, num_layers=num_layers).items():
-            if not isinstance(v, int) or v < 1: raise ValueError(f"{nm}={v!r} must be a positive integer")
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1: raise ValueError(f"{nm}={v!r} must be a positive integer")
+        n_u, n_y, hidden_size, num_layers = int(n_u), int(n_y), int(hidden_size), int(num_layers)
         store_attr('n_u,n_y,rnn_type,hidden_size,num_layers')
         self.rnn = _rnn_types[rnn_type](n_u, hidden_size, num_layers, batch_first=True, dropout=dropout)
         lin, n = [], hidden_size

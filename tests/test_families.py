@@ -1,0 +1,69 @@
+"""Every model family gets every guarantee of the TBPTT machinery: the checks of `tsfast_lite.test_utils`, run for each
+family of the library and for the user-written example model (`tsfast_lite.examples.NeuralStateSpace`)."""
+import pytest
+import torch
+from tsfast_lite.test_utils import (check_chunked_prediction, check_tbptt_validation, check_tbptt_grads,
+                                    check_windows_isolated, check_export, check_resume, check_lr_find,
+                                    check_estimate_state, toy_dls)
+from tsfast_lite.models.rnn import RNN
+from tsfast_lite.examples import NeuralStateSpace
+
+torch.set_num_threads(1)
+pytestmark = [pytest.mark.filterwarnings('ignore:.*are constant in the training records.*:UserWarning')]
+
+def _families():
+    "name -> make_model(n_u, n_y): small instances of every family (importable classes, so export can load them)"
+    from tsfast_lite.models.tcn import TCN
+    from tsfast_lite.models.lru import LRU
+    from tsfast_lite.models.linear_ss import LinearSS
+    return {
+        'gru': lambda n_u, n_y: RNN(n_u, n_y, 'gru', hidden_size=5),
+        'lstm2': lambda n_u, n_y: RNN(n_u, n_y, 'lstm', hidden_size=4, num_layers=2),
+        'tcn': lambda n_u, n_y: TCN(n_u, n_y, hidden_size=6, num_layers=3, kernel_size=3),
+        'lru': lambda n_u, n_y: LRU(n_u, n_y, hidden_size=6, state_size=4, num_layers=2),
+        'linear_ss_gru': lambda n_u, n_y: LinearSS(n_u, n_y, nx=3, residual='gru', hidden_size=4),
+        'linear_ss_mlp': lambda n_u, n_y: LinearSS(n_u, n_y, nx=3, residual='mlp', hidden_size=4),
+        'linear_ss': lambda n_u, n_y: LinearSS(n_u, n_y, nx=3, residual=None),
+        'neural_ss': lambda n_u, n_y: NeuralStateSpace(n_u, n_y, nx=3, hidden_size=6),
+    }
+
+FAMILIES = _families()
+NAMES = list(FAMILIES)
+
+@pytest.mark.parametrize('name', NAMES)
+def test_chunked_prediction_equals_one_pass(name): check_chunked_prediction(FAMILIES[name], chunk_sizes=(1, 7, 64, 150))
+
+@pytest.mark.parametrize('name', NAMES)
+def test_tbptt_validation_equals_whole_windows(name): check_tbptt_validation(FAMILIES[name])
+
+@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('k1,k2,n_skip', [(4, 2, 1), (4, 4, 0), (4, 9, 1), (6, 3, 4)])
+def test_tbptt_gradients_equal_brute_force(name, k1, k2, n_skip):
+    assert check_tbptt_grads(FAMILIES[name], k1, k2, n_skip=n_skip) == 24 // k1 * 3
+
+@pytest.mark.parametrize('name', NAMES)
+def test_no_state_crosses_windows(name): check_windows_isolated(FAMILIES[name])
+
+@pytest.mark.parametrize('name', NAMES)
+def test_export_loads_in_a_fresh_process(name, tmp_path): check_export(FAMILIES[name], tmp_path)
+
+@pytest.mark.parametrize('name', NAMES)
+def test_checkpoint_resume_equals_uninterrupted_fit(name, tmp_path): check_resume(FAMILIES[name], tmp_path)
+
+@pytest.mark.parametrize('name', NAMES)
+def test_estimate_state(name): check_estimate_state(FAMILIES[name])
+
+@pytest.mark.parametrize('name', NAMES)
+def test_lr_find(name): check_lr_find(FAMILIES[name])
+
+@pytest.mark.parametrize('name', NAMES)
+def test_learned_encoder_validation_equals_whole_windows(name):
+    "With a learned initial state too, sub-window validation equals whole-window validation"
+    from fastai.basics import set_seed
+    from tsfast_lite.learner.core import seq_learner
+    make = FAMILIES[name]
+    set_seed(0); lt = seq_learner(toy_dls(10), make(1, 1), encoder=5, n_skip=7)
+    set_seed(0); lw = seq_learner(toy_dls(None), make(1, 1), encoder=5, n_skip=7)
+    with lt.no_bar(), lt.no_logging(): lt.fit(1, lr=1e-2)
+    lw.model.load_state_dict(lt.model.state_dict())
+    torch.testing.assert_close(torch.tensor(lt.validate()), torch.tensor(lw.validate()), atol=1e-5, rtol=1e-5)
