@@ -2,7 +2,7 @@
 the record, signal, value or file at fault and what would be valid.
 
 The benchmark downloads (checksum mismatch, interrupted download, concurrent cache) are tested in
-nbs/00_data/02_benchmarks.ipynb; checkpoint errors are also tested in nbs/02_learner/01_checkpoint.ipynb."""
+nbs/00_data/02_benchmarks.ipynb; checkpoint errors are also tested in nbs/02_learner/04_checkpoint.ipynb."""
 import warnings
 from dataclasses import dataclass, field
 import numpy as np

@@ -1,8 +1,8 @@
 """Faults: an interrupted training resumes exactly, gradients are clipped per update, the same seed gives the same run.
 
 A non-finite loss stopping training with the weights from before the bad update is tested in the learner notebook
-(nbs/02_learner/00_learner.ipynb, "A non-finite loss stops training before the update", eager and lazy checks) and,
-with a checkpoint keeping the last good epoch, in nbs/02_learner/01_checkpoint.ipynb."""
+(nbs/02_learner/02_loop.ipynb, "A non-finite loss stops training before the update", eager and lazy checks) and,
+with a checkpoint keeping the last good epoch, in nbs/02_learner/04_checkpoint.ipynb."""
 import os, sys, json, time, signal, subprocess
 from pathlib import Path
 import pytest

@@ -1,5 +1,5 @@
 """State safety, property-based: windows and sub-windows come in order, resets happen exactly at window starts, and the
-recurrent state never crosses a window (training, validation, get_preds, predict_sequence).
+state never crosses a window (training, validation, get_preds, predict_sequence), for every model family.
 
 Records encode their own time index and record number in their values (y[t] = 1000*record + t, in physical units, so a
 batch decodes exactly), which makes every order, continuity and coverage property checkable sample by sample."""
@@ -14,7 +14,8 @@ from fastai.callback.core import Callback
 from fastai.optimizer import OptimWrapper
 from tsfast_lite.data.records import Record
 from tsfast_lite.data.loaders import create_dls, divisors, WindowDL
-from tsfast_lite.learner.core import RNNLearner
+from tsfast_lite.learner.core import seq_learner
+from test_families import FAMILIES
 import tsfast_lite.inference  # predict_sequence
 
 torch.set_num_threads(1)
@@ -144,12 +145,14 @@ def glue(rows):
         else: out[-1][0].append(r['u_full']); out[-1][1].append(r['pred'])
     return [(torch.cat(u, 1), torch.cat(p, 1)) for u, p in out]
 
+PROPERTY_FAMILIES = ['gru', 'lstm2', 'tcn', 'lru', 'linear_ss_gru', 'neural_ss']  # every family, RNN included
+
 @st.composite
 def learner_configs(draw):
     c = draw(configs(max_len=40))
     c['k2'] = draw(st.sampled_from([None, 'k1', 'less', 'more']))
     c['n_skip'] = draw(st.integers(0, c['sub_seq_len'] - 1))
-    c['rnn_type'] = draw(st.sampled_from(['gru', 'lstm']))
+    c['family'] = draw(st.sampled_from(PROPERTY_FAMILIES))
     return c
 
 def make_learner(c):
@@ -158,8 +161,8 @@ def make_learner(c):
     k2 = dict(k1=k1, less=max(1, k1 // 2), more=k1 + 3).get(c['k2'])
     set_seed(1)
     probe = StateProbe()
-    learn = RNNLearner(dls, c['rnn_type'], hidden_size=3, n_skip=c['n_skip'], k2=k2, cbs=probe,
-                       opt_func=partial(OptimWrapper, opt=torch.optim.SGD))
+    learn = seq_learner(dls, FAMILIES[c['family']](1, 1), n_skip=c['n_skip'], k2=k2, cbs=probe,
+                        opt_func=partial(OptimWrapper, opt=torch.optim.SGD))
     return learn, probe, k2
 
 def reference(learn, u):
@@ -228,7 +231,7 @@ class CraftedDL(WindowDL):
 
 def test_batch_size_change_inside_a_window_raises_and_at_a_window_start_resets():
     c = dict(win_sz=8, sub_seq_len=4, stp_sz=2, train=[40], valid=[40], valid_stp_sz=None, bs=4, valid_bs=4,
-             n_batches_train=None, k2=None, n_skip=0, rnn_type='gru')
+             n_batches_train=None, k2=None, n_skip=0, family='gru')
     learn, probe, _ = make_learner(c)
     u, y = learn.dls.valid.windows.get(list(range(4)))
     L = 4

@@ -15,6 +15,8 @@ from .data.benchmarks import *
 from .models.rnn import *
 from .models.encoder import *
 from .models.tcn import *
+from .models.lru import *
+from .models.linear_ss import *
 from .learner.metrics import *
 from .learner.tbptt import *
 from .learner.loop import *
