@@ -59,6 +59,32 @@ def _as_in_jupyter():
         else: self.outputs.append(out)
     CapturingDisplayPublisher.publish = publish
 
+def _flags(src:str) -> set:
+    "The `#| flag` words of a cell's directive lines"
+    return {w for l in src.splitlines() if l.startswith('#|') for w in l[2:].split()}
+
+def _preview(nb, skip_flags):
+    """A page built without its `#| slow` cells says so and shows the code that ran: each skipped cell is left out,
+    the hidden quick stand-in just before it is shown instead, and a note at the top names the preview"""
+    from fastcore.nbio import NbCell
+    skipped = False
+    cells = nb.cells
+    for i, c in enumerate(cells):
+        if c.cell_type != 'code' or not (set(skip_flags) & _flags(c.source)): continue
+        skipped = True
+        c['source'] = '#| include: false\n' + c.source
+        prev = cells[i-1] if i else None
+        if prev is not None and prev.cell_type == 'code' and 'hide' in _flags(prev.source):
+            prev['source'] = '\n'.join(l for l in prev.source.splitlines() if l.strip() != '#| hide')
+    if skipped:
+        note = NbCell(len(cells), dict(cell_type='markdown', metadata={}, source=(
+            '!!! note "Preview build"\n    This page was built without its slow cells (`tools/build_docs.py --no-slow`): '
+            'where the full page trains on benchmark data, this preview shows the quick stand-in code it ran instead, '
+            'on small or simulated data, so its numbers are not the benchmark\'s. The full build: '
+            '`python tools/build_docs.py`.')))
+        first = next((i for i, c in enumerate(cells) if c.cell_type == 'markdown'), -1)
+        cells.insert(first + 1, note)
+
 def render_nb(nb_rel, skip_flags=()):
     "Execute, process and write one notebook as Markdown + images under DOCS; return (title, seconds)"
     t0 = time.perf_counter()
@@ -88,6 +114,7 @@ def render_nb(nb_rel, skip_flags=()):
         def base_procs(self): return [exec_all if p is exec_show_docs else p for p in super().base_procs()]
 
     nb = read_nb(NBS/nb_rel)
+    if skip_flags: _preview(nb, skip_flags)
     DocProcs()(nb)
     fm = getattr(nb, 'frontmatter_', {})
     nb.cells = [c for c in nb.cells if c.cell_type != 'raw' or not c.source.startswith('---')]  # Quarto frontmatter
