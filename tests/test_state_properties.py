@@ -166,7 +166,8 @@ def make_learner(c):
     return learn, probe, k2
 
 def reference(learn, u):
-    "The model's prediction of whole windows `u` from the zero state"
+    "The model's prediction of whole windows `u` from the zero state (compared to 1e-4: the parallel scans of the LRU and
+    the linear state-space model sum in a different order over a sub-window than over a whole window)"
     with torch.no_grad(): return learn.model(u)[0]
 
 @SLOW
@@ -191,16 +192,16 @@ def test_state_never_crosses_windows(c):
     for group, scored_all in ((train, k2 is None or k2 >= c['sub_seq_len']), (valid, True)):
         for u, pred in glue(group):
             ref = reference(learn, u)
-            if scored_all: torch.testing.assert_close(pred, ref[:, c['n_skip']:], atol=1e-5, rtol=1e-5)
+            if scored_all: torch.testing.assert_close(pred, ref[:, c['n_skip']:], atol=1e-4, rtol=1e-4)
             else:
                 L = c['sub_seq_len']
                 first = max(c['n_skip'], L - k2)
                 parts = [ref[:, first:L]] + [ref[:, e - k2:e] for e in range(2*L, u.shape[1] + 1, L)]
-                torch.testing.assert_close(pred, torch.cat(parts, 1), atol=1e-5, rtol=1e-5)
+                torch.testing.assert_close(pred, torch.cat(parts, 1), atol=1e-4, rtol=1e-4)
     # get_preds: whole windows, each from the zero state, the last (smaller) batch included
     u, p, y = learn.get_preds(with_input=True)
     assert len(p) == len(learn.dls.valid.windows)
-    torch.testing.assert_close(p, reference(learn, u)[:, c['n_skip']:], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(p, reference(learn, u)[:, c['n_skip']:], atol=1e-4, rtol=1e-4)
     assert learn.tbptt_reset_cb.state is None  # dropped after fit and after get_preds
 
 @SLOW
@@ -214,8 +215,8 @@ def test_predict_sequence_starts_from_zero_state(c, chunk_sz, n1, n2):
         return reference(learn, x)[0].numpy()
     a = learn.predict_sequence(u1, chunk_sz=chunk_sz)
     b = learn.predict_sequence(u2, chunk_sz=chunk_sz)  # after another sequence: nothing carried over
-    np.testing.assert_allclose(a, whole(u1), atol=1e-5, rtol=1e-5)
-    np.testing.assert_allclose(b, whole(u2), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(a, whole(u1), atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(b, whole(u2), atol=1e-4, rtol=1e-4)
     with learn.no_bar(), learn.no_logging(): learn.fit(1, lr=0.)  # training in between leaves no state behind
     np.testing.assert_array_equal(learn.predict_sequence(u2, chunk_sz=chunk_sz), b)
 
