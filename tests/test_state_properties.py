@@ -166,8 +166,8 @@ def make_learner(c):
     return learn, probe, k2
 
 def reference(learn, u):
-    "The model's prediction of whole windows `u` from the zero state (compared to 1e-4: the parallel scans of the LRU and
-    the linear state-space model sum in a different order over a sub-window than over a whole window)"
+    """The model's prediction of whole windows `u` from the zero state (compared to 1e-4: the parallel scans of the LRU and
+    the linear state-space model sum in a different order over a sub-window than over a whole window)"""
     with torch.no_grad(): return learn.model(u)[0]
 
 @SLOW
