@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 from tsfast_lite.data.records import Record, save_hdf5, load_hdf5, load_csv, load_dataset, NormStats
-from tsfast_lite.data.loaders import create_dls
+from tsfast_lite.data.loaders import create_dls, window_starts
+from tsfast_lite.data.benchmarks import split_last, simulated_duffing_dataset, arrow_signal, benchmark_file
 from tsfast_lite.learner.core import RNNLearner
 from tsfast_lite.learner.checkpoint import CheckpointCB
 import tsfast_lite.inference  # predict_sequence, evaluate_tests
@@ -49,6 +50,41 @@ def h5(ctx, name, **datasets):
             if isinstance(v, str): f.create_group(k)
             else: f.create_dataset(k, data=v)
     return p
+
+def h5_with(ctx, name, attrs=None, **datasets):
+    "An HDF5 record `name` with `datasets` (str: a text dataset) and file attributes `attrs`"
+    import h5py
+    p = ctx['tmp']/name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(p, 'w') as f:
+        for k, v in datasets.items(): f.create_dataset(k, data=v)
+        for k, v in (attrs or {}).items(): f.attrs[k] = v
+    return p
+
+def extra_h5(ctx):
+    "A record with signals u, y and unused datasets: text, 2-D, a scalar string and a group"
+    p = h5_with(ctx, 'extra.hdf5', u=np.arange(20.), y=np.arange(20.), note=np.array([b'hello']), mat=np.zeros((20, 3)),
+                title='bench run 1')
+    import h5py
+    with h5py.File(p, 'a') as f: f.create_group('meta')
+    return p
+
+def dup_folder(ctx):
+    "A dataset folder whose test/ holds run.h5 beside run.hdf5"
+    d = ctx['tmp']/'dup'
+    for s in ('train', 'valid'): save_hdf5(Record({'u': np.arange(50.), 'y': np.arange(50.)}, fs=1., name=s), d/s/f'{s}.hdf5')
+    for ext in ('h5', 'hdf5'): save_hdf5(Record({'u': np.arange(30.), 'y': np.arange(30.)}, fs=1., name='run'), d/'test'/f'run.{ext}')
+    return d
+
+def ds2(): return {s: [Record({'u': np.sin(np.arange(n)*0.1), 'u2': np.cos(np.arange(n)*0.1), 'y': np.arange(n)*0.1}, fs=10., name=f'{s}{n}')]
+                   for s, n in (('train', 100), ('valid', 50))}
+
+def offset_ds(offset=2e7):
+    "Records whose output is a unit sine riding on a large constant"
+    t = np.arange(400)*0.1
+    return {s: [Record({'u': np.sin(t), 'y': offset + np.sin(t)}, fs=10., name=s)] for s in ('train', 'valid')}
+
+def same_names(): return {**ds(), 'test': [Record({'u': np.zeros(n), 'y': np.zeros(n)}, name='run') for n in (30, 40)]}
 
 def good_h5(ctx): return save_hdf5(Record({'u': np.arange(200.), 'y': np.arange(200.)}, fs=1., name='ok'), ctx['tmp']/'ok.hdf5')
 
@@ -92,9 +128,9 @@ CASES = [
     Case('HDF5: 0 bytes', lambda c: load_hdf5(write(c, 'zero.hdf5', b'')), OSError,
          ["Cannot read HDF5 record {tmp}/zero.hdf5: the file is corrupted or truncated"]),
     Case('HDF5: no dataset', lambda c: load_hdf5(h5(c, 'groups.hdf5', run1='group')), ValueError,
-         ["HDF5 record {tmp}/groups.hdf5 holds no signal (no dataset at its top level; it has ['run1']): expected one 1-D dataset per signal"]),
-    Case('HDF5: text dataset', lambda c: load_hdf5(h5(c, 'text.hdf5', u=np.array([b'a', b'b']))), TypeError,
-         ["Record 'text': signal 'u' has dtype |S1; signals must be real numbers", "(first non-number: 'a' at index 0)"]),
+         ["HDF5 record {tmp}/groups.hdf5 holds no signal (no 1-D numeric dataset at its top level; it has 'run1' (group)): expected one 1-D dataset per signal"]),
+    Case('HDF5: only text datasets', lambda c: load_hdf5(h5(c, 'text.hdf5', u=np.array([b'a', b'b']))), ValueError,
+         ["HDF5 record {tmp}/text.hdf5 holds no signal (no 1-D numeric dataset at its top level; it has 'u' (text)): expected one 1-D dataset per signal"]),
     Case('HDF5: missing signal', lambda c: load_hdf5(good_h5(c), signals=['u', 'v']), KeyError,
          ["HDF5 record {tmp}/ok.hdf5 has no signal 'v'; it has ['u', 'y']"]),
     Case('HDF5: no such file', lambda c: load_hdf5(c['tmp']/'none.hdf5'), FileNotFoundError,
@@ -102,17 +138,17 @@ CASES = [
     Case('CSV: 0 bytes', lambda c: load_csv(write(c, 'empty.csv', '')), ValueError,
          ["Cannot parse CSV record {tmp}/empty.csv: No columns to parse from file"]),
     Case('CSV: header only', lambda c: load_csv(write(c, 'header.csv', 'u,y\n')), ValueError,
-         ["Record 'header': the table has no data (0 rows, columns ['u', 'y']); a record needs at least one sample"]),
+         ["CSV record {tmp}/header.csv: the table has no data (0 rows, columns ['u', 'y']); a record needs at least one sample"]),
     Case('CSV: truncated in a number', lambda c: load_csv(write(c, 'cut.csv', 'u,y\n1,2\n3,4\n5,6.1e')), TypeError,
-         ["Record 'cut': signal 'y' has dtype object; signals must be real numbers (bool, int or float) (first non-number: '6.1e' at index 2)"]),
+         ["CSV record {tmp}/cut.csv: signal 'y' has dtype object; signals must be real numbers (bool, int or float) (first non-number: '6.1e' at index 2)"]),
     Case('CSV: truncated line', lambda c: load_csv(write(c, 'short.csv', 'u,y\n1,2\n3,4\n5')), ValueError,
-         ["Record 'short': signal 'y' has a non-finite value (nan) at index 2"]),
+         ["CSV record {tmp}/short.csv: signal 'y' has a non-finite value (nan) at index 2"]),
     Case('CSV: ragged line', lambda c: load_csv(write(c, 'ragged.csv', 'u,y\n1,2\n3,4,5,6\n')), ValueError,
          ["Cannot parse CSV record {tmp}/ragged.csv: Error tokenizing data. C error: Expected 2 fields in line 3, saw 4"]),
     Case('CSV: binary (gzip) file', lambda c: load_csv(write(c, 'gz.csv', b'\x1f\x8b\x08\x00' + bytes(64))), ValueError,
          ["Cannot parse CSV record {tmp}/gz.csv: 'utf-8' codec can't decode byte 0x8b"]),
     Case('CSV: text column', lambda c: load_csv(write(c, 'dates.csv', 't,u\n2024-01-01,1\n2024-01-02,2\n')), TypeError,
-         ["Record 'dates': signal 't' has dtype object", "(first non-number: '2024-01-01' at index 0); to keep only the signal columns pass columns=[...]"]),
+         ["CSV record {tmp}/dates.csv: signal 't' has dtype object", "(first non-number: '2024-01-01' at index 0); to keep only the signal columns pass columns=[...]"]),
     Case('folder with no records', lambda c: load_dataset(write(c, 'empty/train/notes.txt', 'x').parent.parent), ValueError,
          ["Dataset folder {tmp}/empty holds no records: expected HDF5 files (*.hdf5, *.h5) in train/, valid/, test/"]),
     Case('folder does not exist', lambda c: load_dataset(c['tmp']/'nowhere'), FileNotFoundError,
@@ -127,6 +163,77 @@ CASES = [
          ["Unknown split 'training'; valid splits are ['train', 'valid', 'test']"]),
     Case('not a (split, record) pair', lambda c: load_dataset([recs()[0]]), TypeError,
          ["Dataset items must be (split, Record) pairs, got Record('r0'"]),
+    # files: nothing dropped, merged or reinterpreted silently; every error names the file
+    Case('CSV: one field more than the header', lambda c: load_csv(write(c, 'shifted.csv', 'u,y\n1,2,3\n4,5,6\n')), ValueError,
+         ["Cannot read CSV record {tmp}/shifted.csv: line 2 has 3 fields but the header (line 1) names 2 columns ['u', 'y']; "
+          "pandas would read the first field as a row index and shift every column by one: fix the file, or pass index_col=0 "
+          "if the first field is a row index"]),
+    Case('CSV: nan names the file', lambda c: load_csv(write(c, 'gap.csv', 'u,y\n1,2\n3,\n')), ValueError,
+         ["CSV record {tmp}/gap.csv: signal 'y' has a non-finite value (nan) at index 1"]),
+    Case('folder: run.h5 beside run.hdf5', lambda c: load_dataset(dup_folder(c)), ValueError,
+         ["Dataset folder {tmp}/dup: test/run.h5 and test/run.hdf5 are both records named 'run' (a record is named after its "
+          "file without the extension); remove or rename one"]),
+    Case('two test records with the same name', lambda c: create_dls('u', 'y', same_names(), win_sz=20, device='cpu'), UserWarning,
+         ["2 test records are named 'run'; test sets are keyed by name, so they are kept as ['run', 'run_2']: give the "
+          "records distinct names (Record(..., name=...)) to choose them"]),
+    Case('HDF5: requested 2-D dataset', lambda c: load_hdf5(extra_h5(c), signals=['u', 'mat']), ValueError,
+         ["HDF5 record {tmp}/extra.hdf5: dataset 'mat' has shape (20, 3); a signal must be a 1-D dataset"]),
+    Case('HDF5: requested text dataset', lambda c: load_hdf5(extra_h5(c), signals=['u', 'note']), TypeError,
+         ["HDF5 record {tmp}/extra.hdf5: signal 'note' has dtype |S5; signals must be real numbers (bool, int or float) "
+          "(first non-number: 'hello' at index 0)"]),
+    Case('HDF5: requested group', lambda c: load_hdf5(extra_h5(c), signals=['meta']), ValueError,
+         ["HDF5 record {tmp}/extra.hdf5: 'meta' is a group, not a dataset; a signal must be a 1-D dataset"]),
+    Case('HDF5: unused datasets, all loaded', lambda c: load_hdf5(extra_h5(c)), UserWarning,
+         ["HDF5 record {tmp}/extra.hdf5: skipped 4 entries that are not 1-D numeric datasets: 'mat' (shape (20, 3)), "
+          "'meta' (group), 'note' (text), 'title' (text); pass signals=[...] to load only the signals you need"]),
+    Case('HDF5: fs is text', lambda c: load_hdf5(h5_with(c, 'fs_text.hdf5', {'fs': 'fast'}, u=np.arange(5.))), ValueError,
+         ["HDF5 record {tmp}/fs_text.hdf5: attribute fs='fast' is not a number; it must be the sampling frequency in Hz"]),
+    Case('HDF5: fs of 2 values', lambda c: load_hdf5(h5_with(c, 'fs_two.hdf5', {'fs': [100., 200.]}, u=np.arange(5.))), ValueError,
+         ["HDF5 record {tmp}/fs_two.hdf5: attribute fs=[100.0, 200.0] holds 2 values; it must be one number, the sampling frequency in Hz"]),
+    Case('HDF5: fs = 0', lambda c: load_hdf5(h5_with(c, 'fs_zero.hdf5', {'fs': 0}, u=np.arange(5.))), ValueError,
+         ["HDF5 record {tmp}/fs_zero.hdf5: fs=0.0 must be a positive sampling frequency in Hz"]),
+    Case('HDF5: nan names the file', lambda c: load_hdf5(h5_with(c, 'nan.hdf5', u=with_nan(10, 3))), ValueError,
+         ["HDF5 record {tmp}/nan.hdf5: signal 'u' has a non-finite value (nan) at index 3"]),
+    Case('Record: fs = True', lambda c: Record({'u': np.zeros(3)}, fs=True, name='r14'), TypeError,
+         ["Record 'r14': fs=True must be a number (the sampling frequency in Hz)"]),
+    Case('Record: fs as text', lambda c: Record({'u': np.zeros(3)}, fs='100', name='r15'), TypeError,
+         ["Record 'r15': fs='100' must be a number (the sampling frequency in Hz)"]),
+    Case('Record: slice start 2.5', lambda c: recs()[0].slice(2.5), TypeError, ["start=2.5 must be an integer"]),
+    # statistics
+    Case('norm_u of 1 signal for 2 inputs', lambda c: create_dls(['u', 'u2'], 'y', ds2(), win_sz=20, norm_u=NormStats([0.], [1.], ['u'])), ValueError,
+         ["norm_u holds statistics of 1 signal(s) ['u'], but the 2 input signal(s) are ['u', 'u2']; pass statistics of exactly "
+          "these signals in this order (a trained model's dls.norm_u, or NormStats.from_records(records, ['u', 'u2']))"]),
+    Case('norm_u of the inputs in another order', lambda c: create_dls(['u', 'u2'], 'y', ds2(), win_sz=20, norm_u=NormStats([0., 0.], [1., 1.], ['u2', 'u'])), ValueError,
+         ["norm_u holds statistics of 2 signal(s) ['u2', 'u'], but the 2 input signal(s) are ['u', 'u2']"]),
+    Case('norm_y not a NormStats', lambda c: create_dls('u', 'y', ds(), win_sz=20, norm_y=(0., 1.)), TypeError,
+         ["norm_y=(0.0, 1.0) must be a NormStats (a trained model's dls.norm_y, or NormStats(mean, std, names)), got tuple"]),
+    Case('NormStats: std 0', lambda c: NormStats([0.], [0.], ['u']), ValueError,
+         ["NormStats: std of 'u' is 0.0; every std must be a positive finite number (it divides the signal)"]),
+    Case('NormStats: lengths differ', lambda c: NormStats([0.], [1., 2.], ['u']), ValueError,
+         ["NormStats: mean has 1 value(s) and std 2 for 1 signal name(s) ['u']; each needs one value per signal"]),
+    Case('offset 2e7 in an output (float32)', lambda c: create_dls('u', 'y', offset_ds(), win_sz=20, device='cpu'), UserWarning,
+         ["Signal 'y' has |mean|/std = 2.82e+07 in the training records (mean 2e+07, std 0.71): float32, the precision of "
+          "the model and its batches, resolves values near 2e+07 only to steps of 2 (2.8 std), so its variation is quantised "
+          "or lost; subtract a constant offset (e.g. its mean) from the signal before loading it"]),
+    # numbers: validated where they enter
+    Case('win_sz = np.float64(20.0)', lambda c: dls(win_sz=np.float64(20.)), TypeError, ["win_sz=np.float64(20.0) must be an integer"]),
+    Case('stp_sz = -1', lambda c: dls(stp_sz=-1), ValueError, ["stp_sz=-1 must be >= 1"]),
+    Case('bs = 2.5', lambda c: dls(bs=2.5), TypeError, ["bs=2.5 must be an integer"]),
+    Case('sub_seq_len = True', lambda c: dls(sub_seq_len=True), TypeError, ["sub_seq_len=True must be an integer (win_sz=20)"]),
+    Case('n_init >= a test record', lambda c: dls(n_init=30), ValueError,
+         ["n_init=30 leaves nothing to score in test record 'r3' (30 samples); use n_init < 30"]),
+    Case('WindowDL.new: bs = 0', lambda c: dls().train.new(bs=0), ValueError, ["bs=0 must be >= 1"]),
+    Case('WindowDL.new: n_batches = -1', lambda c: dls().train.new(n_batches=-1), ValueError, ["n_batches=-1 must be >= 1"]),
+    Case('WindowDL.new: num_workers = 1.5', lambda c: dls().train.new(num_workers=1.5), TypeError, ["num_workers=1.5 must be an integer"]),
+    Case('window_starts: stp_sz = 0', lambda c: window_starts(10, 4, 0), ValueError, ["stp_sz=0 must be >= 1"]),
+    Case('split_last: valid_frac = True', lambda c: split_last(recs()[0], True), TypeError,
+         ["valid_frac=True must be a number (a fraction between 0 and 1, exclusive)"]),
+    Case('simulated Duffing: noise_std = True', lambda c: simulated_duffing_dataset(noise_std=True), TypeError,
+         ["noise_std=True must be a number (a standard deviation >= 0, in volts)"]),
+    Case('simulated Duffing: f_max above Nyquist', lambda c: arrow_signal(100, f_max=400.), ValueError,
+         ["f_max=400.0 must be between 0 and fs/2 = 305.175 Hz (exclusive)"]),
+    Case('download: timeout = 0', lambda c: benchmark_file('silverbox', root=c['tmp'], cache=c['tmp']/'c', timeout=0), ValueError,
+         ["timeout=0 must be > 0 (seconds to wait for the server)"]),
     # configuration
     Case('win_sz = 0', lambda c: dls(win_sz=0), ValueError, ["win_sz=0 must be >= 1"]),
     Case('win_sz not an integer', lambda c: dls(win_sz=20.5), TypeError, ["win_sz=20.5 must be an integer"]),
@@ -216,3 +323,66 @@ def test_constant_signal_is_scaled_by_one_not_divided_by_zero():
     assert d.norm_u.std.tolist() == [1.0]
     u, _ = d.valid.one_batch()
     assert torch.isfinite(u).all() and torch.allclose(u, torch.full_like(u, 0.2), atol=1e-6)  # 0.3 - 0.1, not 0.2/1e-17
+
+
+def test_unused_hdf5_datasets_are_ignored(tmp_path):
+    "Datasets nobody asked for (text, 2-D, scalars, groups) do not block loading a folder, and warn about nothing"
+    import h5py
+    for s, n in (('train', 100), ('valid', 50), ('test', 30)):
+        p = save_hdf5(Record({'u': np.arange(n)*0.1, 'y': np.arange(n)*0.2}, fs=10., name=s), tmp_path/s/f'{s}.hdf5')
+        with h5py.File(p, 'a') as f:
+            f['note'], f['mat'], f['title'] = np.array([b'hello']), np.zeros((n, 3)), 'bench run'
+            f.create_group('meta')
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        d = create_dls('u', 'y', tmp_path, win_sz=20, bs=4, device='cpu')
+        ds_ = load_dataset(tmp_path, signals=['u', 'y'])
+    assert list(d.test_sets) == ['test'] and d.test_sets['test'][1][:, 0].tolist() == (np.arange(30)*0.2).tolist()
+    assert [list(r.signals) for s in ds_.values() for r in s] == [['u', 'y']]*3
+
+def test_same_test_names_are_kept_apart():
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        d = create_dls('u', 'y', same_names(), win_sz=20, device='cpu')
+    assert {k: len(u) for k, (u, y) in d.test_sets.items()} == {'run': 30, 'run_2': 40}
+
+def test_numeric_text_fs_attribute_is_read(tmp_path):
+    "An fs attribute stored as text that reads as one number (MATLAB's h5writeatt, some loggers) is that number"
+    import h5py
+    with h5py.File(tmp_path/'r.hdf5', 'w') as f: f['u'] = np.arange(5.); f.attrs['fs'] = b'1000'
+    assert load_hdf5(tmp_path/'r.hdf5').fs == 1000.
+
+def test_numpy_numbers_are_accepted():
+    i = np.int64
+    d = create_dls('u', 'y', ds(), win_sz=i(20), stp_sz=i(5), sub_seq_len=i(10), bs=i(4), valid_stp_sz=i(10),
+                   n_batches_train=i(3), num_workers=i(0), valid_bs=i(2), n_init=i(5), device='cpu')
+    assert len(d.train) == 6 and d.train.bs == 4 and type(d.train.bs) is int and type(d.win_sz) is int and type(d.n_init) is int
+    u, y = d.train.new(bs=np.int32(2)).one_batch()
+    assert u.shape == (2, 10, 1)
+    r = Record({'u': np.arange(10.)}, fs=np.float32(10.), name='r')
+    assert r.fs == 10. and len(r.slice(np.int64(2), np.int64(5))) == 3
+    assert [len(x) for x in split_last(r, np.float32(0.2))] == [8, 2]
+    sim = simulated_duffing_dataset(n_train=i(600), n_valid=i(600), n_test=i(600), seed=i(1), noise_std=np.float32(0.))
+    assert len(sim['train'][0]) == 600
+
+def test_large_offset_input_is_normalised_in_float64():
+    "An input riding on 2e7 keeps its variation: it is normalised in float64 before the cast to float32"
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        t = np.arange(400)*0.1
+        d = create_dls('u', 'y', {s: [Record({'u': 2e7 + np.sin(t), 'y': np.sin(t)}, name=s)] for s in ('train', 'valid')},
+                       win_sz=400, bs=1, device='cpu')
+    u, _ = d.valid.one_batch()
+    expected = (2e7 + np.sin(t) - d.norm_u.mean[0]) / d.norm_u.std[0]
+    assert np.abs(u[0, :, 0].numpy() - expected).max() < 1e-6
+
+@pytest.mark.parametrize('case', [c for c in CASES if c.contains and c.contains[0].startswith(('HDF5 record', 'CSV record', 'Cannot read CSV'))],
+                         ids=lambda c: c.id)
+def test_file_is_named_once_at_the_start(case, ctx):
+    "A message about a file starts with the file, once (not wrapped twice)"
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        try: case.run(ctx); msg = str(w[-1].message)
+        except Exception as e: msg = e.args[0] if isinstance(e, KeyError) else str(e)
+    assert msg.startswith(case.contains[0].replace('{tmp}', str(ctx['tmp'])).split(':')[0]), msg
+    assert msg.count(' record ' + str(ctx['tmp'])) == 1, msg

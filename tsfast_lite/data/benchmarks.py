@@ -15,7 +15,8 @@ from fastcore.basics import listify
 from fastcore.meta import delegates
 from fastprogress.fastprogress import progress_bar
 from .records import *
-from .loaders import create_dls, SeqDataLoaders, _check_int
+from .records import _check_int, _check_real
+from .loaders import create_dls, SeqDataLoaders
 try: import fcntl
 except ImportError: fcntl = None  # not on Windows: there the cache is not locked against other processes
 
@@ -94,6 +95,10 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #234d8ddc
+def _check_timeout(timeout):
+    if _check_real('timeout', timeout, 'seconds to wait for the server') <= 0:
+        raise ValueError(f"timeout={timeout!r} must be > 0 (seconds to wait for the server)")
+
 class DownloadError(OSError):
     "A download that could not complete: broken connection, incomplete data, or not the expected archive"
 
@@ -182,6 +187,8 @@ def download_file(
 ) -> Path:
     "Download `url` into `folder` under a file lock, verify it, and move it into place atomically; return its path"
     folder, names = Path(folder), listify(names)
+    _check_timeout(timeout)
+    if size is not None: size = _check_int('size', size)
     hashes = SHA256 if sha256 is None else sha256
     with _locked(folder):
         for p in folder.glob('.tmp-*'): p.unlink(missing_ok=True)  # left by a process that died mid-download
@@ -234,9 +241,11 @@ def benchmark_file(
     download:bool=True, # download into the cache when the file is in neither place
     urls=None, # download URLs to try instead of the official ones
     progress:bool=True, # show a progress bar while downloading
+    timeout:float=60., # seconds to wait for a server before trying the next URL
 ) -> Path:
     "Path of the benchmark's file: from the data root, else the cache, else downloaded (and verified) into the cache"
     spec = _spec(benchmark)
+    _check_timeout(timeout)
     root = data_root() if root is None else Path(root)
     cache = cache_dir() if cache is None else Path(cache)
     for base in (root, cache):
@@ -244,7 +253,7 @@ def benchmark_file(
     errors = []
     for url in (listify(urls) or spec.urls) if download else []:
         try: return download_file(url, cache/spec.folder, spec.files, archive=spec.archive, size=spec.download_size,
-                                  progress=progress)
+                                  progress=progress, timeout=timeout)
         except OSError as e: errors.append(f"{url}: {e}")
     raise FileNotFoundError(_missing_message(spec, root, cache, errors))
 
@@ -276,13 +285,14 @@ def _load_record(benchmark, u:str, y:str, n:int, fs:float, root, cache, progress
         raise ValueError(f"{path} holds {len(s[u]):,} samples; the {_spec(benchmark).title} benchmark has {n:,}")
     return Record({'u': s[u], 'y': s[y]}, fs=fs, name=path.stem)
 
-def _check_valid_frac(valid_frac):
-    if not (isinstance(valid_frac, (float, int)) and 0 < valid_frac < 1):
-        raise ValueError(f"valid_frac={valid_frac!r} must be a fraction between 0 and 1 (exclusive)")
+def _check_valid_frac(valid_frac) -> float:
+    v = _check_real('valid_frac', valid_frac, 'a fraction between 0 and 1, exclusive')
+    if not 0 < v < 1: raise ValueError(f"valid_frac={valid_frac!r} must be a fraction between 0 and 1 (exclusive)")
+    return v
 
 def split_last(record:Record, valid_frac:float=0.2) -> tuple:
     "(train, valid) records: the last `valid_frac` of `record` (rounded to whole samples) is the validation part"
-    _check_valid_frac(valid_frac)
+    valid_frac = _check_valid_frac(valid_frac)
     n_valid = int(round(len(record) * valid_frac))
     if not 0 < n_valid < len(record):
         raise ValueError(f"valid_frac={valid_frac} leaves no train or no valid samples of the {len(record)} of {record.name!r}")
@@ -395,6 +405,11 @@ def create_dls_cascaded_tanks(
                           dict(win_sz=win_sz, stp_sz=stp_sz, bs=bs, **kwargs))
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #0022d468
+def _check_positive(name:str, v, what:str) -> float:
+    "`v` as a float if it is a positive finite number, else an error naming it and `what` it is"
+    if _check_real(name, v, what) <= 0: raise ValueError(f"{name}={v!r} must be > 0 ({what})")
+    return float(v)
+
 def simulate_duffing(
     u, # input in volts, one value per sample, held over the sample
     fs:float=SILVERBOX_FS, # sampling frequency in Hz
@@ -409,8 +424,12 @@ def simulate_duffing(
     "Output of the Duffing oscillator driven by the zero-order-hold input `u` (same length as `u`)"
     u = np.asarray(u, dtype=np.float64)
     if u.ndim != 1: raise ValueError(f"u must be 1-D, got shape {u.shape}")
-    _check_int('substeps', substeps)
-    if not fs > 0: raise ValueError(f"fs={fs!r} must be a positive sampling frequency in Hz")
+    substeps = _check_int('substeps', substeps)
+    fs, f0 = _check_positive('fs', fs, 'the sampling frequency in Hz'), _check_positive('f0', f0, 'the resonance frequency in Hz')
+    zeta = _check_real('zeta', zeta, 'the damping ratio, >= 0')
+    if zeta < 0: raise ValueError(f"zeta={zeta!r} must be >= 0 (the damping ratio)")
+    k3, gain, y0, v0 = (_check_real(n, v, w) for n, v, w in [('k3', k3, 'the cubic stiffness in 1/V^2'), ('gain', gain, 'the static gain'),
+                                                             ('y0', y0, 'the initial output in V'), ('v0', v0, 'the initial rate in V/s')])
     w0 = 2*np.pi*f0
     c, k, kk3, b = 2*zeta*w0, w0*w0, k3*w0*w0, gain*w0*w0
     h = 1/fs/substeps; h2, h6 = h/2, h/6
@@ -440,7 +459,9 @@ def random_phase_multisine(
     rng=None, # numpy Generator (or seed) drawing the phases
 ) -> np.ndarray:
     "A periodic multisine of equal amplitudes and random phases over (0, f_max], `n` samples long"
-    _check_int('n', n); _check_int('period', period, 2)
+    n, period = _check_int('n', n), _check_int('period', period, 2)
+    fs, f_max = _check_positive('fs', fs, 'the sampling frequency in Hz'), _check_positive('f_max', f_max, 'the highest excited frequency in Hz')
+    rms = _check_positive('rms', rms, 'the root-mean-square value in volts')
     rng = np.random.default_rng(rng)
     bins = np.arange(1, min(int(f_max * period / fs), period // 2 - 1) + 1)
     if odd: bins = bins[bins % 2 == 1]
@@ -460,7 +481,10 @@ def arrow_signal(
 ) -> np.ndarray:
     "Low-passed Gaussian noise whose amplitude grows linearly from 0 to `rms_end`: the Silverbox's 'arrow'"
     from scipy.signal import butter, sosfilt
-    _check_int('n', n)
+    n, fs = _check_int('n', n), _check_positive('fs', fs, 'the sampling frequency in Hz')
+    if not _check_positive('f_max', f_max, 'the cut-off frequency in Hz') < fs/2:
+        raise ValueError(f"f_max={f_max!r} must be between 0 and fs/2 = {fs/2:g} Hz (exclusive)")
+    rms_end = _check_positive('rms_end', rms_end, 'the final root-mean-square value in volts')
     rng = np.random.default_rng(rng)
     x = sosfilt(butter(8, f_max, fs=fs, output='sos'), rng.standard_normal(n + 500))[500:]
     return x / x.std() * np.linspace(0, rms_end, n)
@@ -476,8 +500,9 @@ def simulated_duffing_dataset(
     noise_std:float=0.0, # standard deviation of white noise added to every output, in volts
 ) -> dict:
     "A Silverbox-like dataset simulated from `seed`: multisine train/valid, tests 'multisine' and 'arrow'"
-    for name, v in [('n_train', n_train), ('n_valid', n_valid), ('n_test', n_test)]: _check_int(name, v)
-    if not (isinstance(noise_std, (int, float)) and np.isfinite(noise_std) and noise_std >= 0):
+    n_train, n_valid, n_test = (_check_int(name, v) for name, v in [('n_train', n_train), ('n_valid', n_valid), ('n_test', n_test)])
+    seed = _check_int('seed', seed, 0)
+    if _check_real('noise_std', noise_std, 'a standard deviation >= 0, in volts') < 0:
         raise ValueError(f"noise_std={noise_std!r} must be a finite standard deviation >= 0 (volts)")
     rng, warm = np.random.default_rng(seed), 500
     def record(u, name, drop=0):

@@ -13,10 +13,11 @@ from fastcore.basics import listify, store_attr
 from fastai.data.core import DataLoaders
 from fastai.torch_core import default_device, to_device
 from .records import *
+from .records import _check_int, _check_real
 
 # %% auto #0
-__all__ = ['divisors', 'check_sub_seq_len', 'window_starts', 'SeqWindows', 'WindowDL', 'SeqDataLoaders', 'create_dls',
-           'iter_windows', 'plot_windows']
+__all__ = ['F32_RATIO_LIMIT', 'divisors', 'check_sub_seq_len', 'window_starts', 'SeqWindows', 'WindowDL', 'SeqDataLoaders',
+           'unique_names', 'check_float32_resolution', 'create_dls', 'iter_windows', 'plot_windows']
 
 # %% ../../nbs/00_data/01_dataloaders.ipynb #1d0aaaa9
 def divisors(n:int) -> list:
@@ -24,31 +25,27 @@ def divisors(n:int) -> list:
     small = [d for d in range(1, int(n**0.5)+1) if n % d == 0]
     return sorted(set(small + [n//d for d in small]))
 
-def _check_int(name, v, lo=1, hi=None, extra=''):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise TypeError(f"{name}={v!r} must be an integer{extra}")
-    if v < lo or (hi is not None and v > hi):
-        rng = f">= {lo}" if hi is None else f"between {lo} and {hi}"
-        raise ValueError(f"{name}={v} must be {rng}{extra}")
-
-def check_sub_seq_len(sub_seq_len:int, win_sz:int):
-    "Raise a ValueError naming the nearest valid values unless `sub_seq_len` cuts `win_sz` into equal sub-windows"
-    _check_int('sub_seq_len', sub_seq_len, 1, win_sz, f" (win_sz={win_sz})")
+def check_sub_seq_len(sub_seq_len:int, win_sz:int) -> int:
+    "`sub_seq_len` as an int if it cuts `win_sz` into equal sub-windows, else a ValueError naming the nearest valid values"
+    sub_seq_len = _check_int('sub_seq_len', sub_seq_len, 1, win_sz, f" (win_sz={win_sz})")
     if win_sz % sub_seq_len:
         ds = divisors(win_sz)
         lo, hi = max(d for d in ds if d < sub_seq_len), min(d for d in ds if d > sub_seq_len)
         raise ValueError(f"sub_seq_len={sub_seq_len} does not divide win_sz={win_sz}; the nearest valid values are "
                          f"{lo} and {hi} (all valid: {ds})")
+    return sub_seq_len
 
 # %% ../../nbs/00_data/01_dataloaders.ipynb #9da1ac78
 def window_starts(n:int, win_sz:int, stp_sz:int) -> np.ndarray:
     "Start indices of the windows of `win_sz` samples every `stp_sz` samples in a record of `n` samples"
+    n, win_sz, stp_sz = _check_int('n', n, 0), _check_int('win_sz', win_sz), _check_int('stp_sz', stp_sz)
     return np.arange(0, n - win_sz + 1, stp_sz) if n >= win_sz else np.zeros(0, dtype=np.int64)
 
 # %% ../../nbs/00_data/01_dataloaders.ipynb #f021697c
 class SeqWindows:
     "Windows of `win_sz` samples every `stp_sz` samples over `records`, stored as contiguous float32 tensors"
     def __init__(self, records, u, y, win_sz:int, stp_sz:int, norm_u:NormStats, split:str='train'):
+        win_sz, stp_sz = _check_int('win_sz', win_sz), _check_int('stp_sz', stp_sz)
         self.u_names, self.y_names, self.win_sz, self.stp_sz, self.split = listify(u), listify(y), win_sz, stp_sz, split
         us, ys, starts, owners, offset, short = [], [], [], [], 0, []
         for i,r in enumerate(records):
@@ -107,13 +104,16 @@ class WindowDL:
                  num_workers:int=0, # worker processes gathering window batches
                  device=None, # where batches go (fastai's default device when None)
                 ):
-        _check_int('bs', bs)
-        _check_int('num_workers', num_workers, 0)
-        if n_batches is not None: _check_int('n_batches_train', n_batches)
-        if sub_seq_len is not None: check_sub_seq_len(sub_seq_len, windows.win_sz)
         store_attr('windows,bs,sub_seq_len,shuffle,drop_last,n_batches,num_workers')
+        self._check()
         self.sub_idx, self.device = 0, None
         self.to(device if device is not None else default_device())
+
+    def _check(self):
+        "Validate the numeric settings (numpy integers are stored as ints)"
+        self.bs, self.num_workers = _check_int('bs', self.bs), _check_int('num_workers', self.num_workers, 0)
+        if self.n_batches is not None: self.n_batches = _check_int('n_batches', self.n_batches)
+        if self.sub_seq_len is not None: self.sub_seq_len = check_sub_seq_len(self.sub_seq_len, self.win_sz)
 
     @property
     def win_sz(self): return self.windows.win_sz
@@ -191,7 +191,7 @@ class WindowDL:
         for k,v in kwargs.items():
             if not hasattr(res, k): raise TypeError(f"WindowDL.new got an unknown argument {k!r}")
             setattr(res, k, v)
-        if res.sub_seq_len is not None: check_sub_seq_len(res.sub_seq_len, res.win_sz)
+        res._check()
         res.sub_idx = 0
         return res
 
@@ -239,6 +239,46 @@ class SeqDataLoaders(DataLoaders):
         "Plot `max_n` training windows: outputs above inputs, in physical units"
         return self.train.show_batch(max_n=max_n, norm_u=self.norm_u, fs=self.fs, **kwargs)
 
+# %% ../../nbs/00_data/01_dataloaders.ipynb #7c2e9a02
+def _check_norm(arg:str, stats, names:list, role:str) -> NormStats|None:
+    "`stats` if it is None or a NormStats of exactly the signals `names`, in order; else an error saying what is needed"
+    if stats is None: return None
+    if not isinstance(stats, NormStats):
+        raise TypeError(f"{arg}={stats!r} must be a NormStats (a trained model's dls.{arg}, or NormStats(mean, std, "
+                        f"names)), got {type(stats).__name__}")
+    if list(stats.names) != list(names):
+        raise ValueError(f"{arg} holds statistics of {len(stats.names)} signal(s) {stats.names}, but the {len(names)} "
+                         f"{role} signal(s) are {names}; pass statistics of exactly these signals in this order (a "
+                         f"trained model's dls.{arg}, or NormStats.from_records(records, {names}))")
+    return stats
+
+def unique_names(names:list, split:str='test') -> list:
+    "`names` with repeats renamed `name_2`, `name_3`, ..., and a warning for each repeated name"
+    out, renamed = [], {}
+    for n in names:
+        new, k = n, 1
+        while new in out: k += 1; new = f"{n}_{k}"
+        out.append(new)
+        if new != n: renamed.setdefault(n, [n]).append(new)
+    for n, kept in renamed.items():
+        warnings.warn(f"{len(kept)} {split} records are named {n!r}; test sets are keyed by name, so they are kept as "
+                      f"{kept}: give the records distinct names (Record(..., name=...)) to choose them")
+    return out
+
+F32_RATIO_LIMIT = 1e4  # |mean|/std above which float32 steps exceed ~0.1% of a signal's std
+
+def check_float32_resolution(records, names, limit:float=F32_RATIO_LIMIT):
+    "Warn for each signal of `records` whose |mean|/std exceeds `limit`: float32 quantises its variation"
+    for nm in listify(names):
+        x = np.concatenate([r.signals[nm] for r in records])
+        m, sd = x.mean(), x.std()
+        if sd > 0 and x.min() < x.max() and abs(m) / sd > limit:
+            step = float(np.spacing(np.float32(abs(m))))
+            warnings.warn(f"Signal {nm!r} has |mean|/std = {abs(m)/sd:.3g} in the training records (mean {m:.6g}, std "
+                          f"{sd:.3g}): float32, the precision of the model and its batches, resolves values near "
+                          f"{m:.3g} only to steps of {step:.2g} ({step/sd:.2g} std), so its variation is quantised or "
+                          "lost; subtract a constant offset (e.g. its mean) from the signal before loading it")
+
 # %% ../../nbs/00_data/01_dataloaders.ipynb #fb2bbcf9
 def create_dls(
     u, # name(s) of the input signal(s)
@@ -247,7 +287,7 @@ def create_dls(
     win_sz:int, # samples per window
     stp_sz:int=1, # samples between training window starts
     sub_seq_len:int|None=None, # cut windows into ordered sub-windows of this length (TBPTT); must divide win_sz
-    bs:int=64, # windows per batch
+    bs:int|None=None, # windows per batch (default 64, or every training window if there are fewer)
     valid_stp_sz:int|None=None, # samples between validation window starts (default win_sz: no overlap)
     n_batches_train:int|None=None, # window-batches per training epoch (default: all windows once)
     num_workers:int=0, # worker processes gathering window batches (same order as 0)
@@ -260,14 +300,16 @@ def create_dls(
     "fastai DataLoaders cutting the records of `dataset` into windows, and windows into ordered sub-windows"
     u, y = listify(u), listify(y)
     if not u or not y: raise ValueError(f"u={u!r} and y={y!r} must each name at least one signal")
-    _check_int('win_sz', win_sz)
-    _check_int('stp_sz', stp_sz)
-    valid_stp_sz = win_sz if valid_stp_sz is None else valid_stp_sz
-    _check_int('valid_stp_sz', valid_stp_sz)
-    if valid_bs is not None: _check_int('valid_bs', valid_bs)
-    _check_int('n_init', n_init, 0, extra=' (initialisation samples of the test sets, not scored)')
-    if sub_seq_len is not None: check_sub_seq_len(sub_seq_len, win_sz)
-    ds = load_dataset(dataset)
+    win_sz, stp_sz = _check_int('win_sz', win_sz), _check_int('stp_sz', stp_sz)
+    valid_stp_sz = _check_int('valid_stp_sz', win_sz if valid_stp_sz is None else valid_stp_sz)
+    if bs is not None: bs = _check_int('bs', bs)
+    if valid_bs is not None: valid_bs = _check_int('valid_bs', valid_bs)
+    if n_batches_train is not None: n_batches_train = _check_int('n_batches_train', n_batches_train)
+    num_workers = _check_int('num_workers', num_workers, 0)
+    n_init = _check_int('n_init', n_init, 0, extra=' (initialisation samples of the test sets, not scored)')
+    if sub_seq_len is not None: sub_seq_len = check_sub_seq_len(sub_seq_len, win_sz)
+    norm_u, norm_y = _check_norm('norm_u', norm_u, u, 'input'), _check_norm('norm_y', norm_y, y, 'output')
+    ds = load_dataset(dataset, signals=u + y)
     for split in ('train', 'valid'):
         if not ds[split]: raise ValueError(f"The dataset has no {split} records; create_dls needs train and valid records")
     for split, recs in ds.items():
@@ -276,6 +318,10 @@ def create_dls(
     if win_sz > longest:
         raise ValueError(f"win_sz={win_sz} is longer than every training record (longest: {longest} samples); "
                          f"use win_sz <= {longest}")
+    if ds['test'] and n_init >= (shortest := min(ds['test'], key=len)).__len__():
+        raise ValueError(f"n_init={n_init} leaves nothing to score in test record {shortest.name!r} ({len(shortest)} "
+                         f"samples); use n_init < {len(shortest)}")
+    check_float32_resolution(ds['train'], u + y)
     norm_u = norm_u or NormStats.from_records(ds['train'], u)
     norm_y = norm_y or NormStats.from_records(ds['train'], y)
     train = SeqWindows(ds['train'], u, y, win_sz, stp_sz, norm_u, 'train')
@@ -283,6 +329,7 @@ def create_dls(
     if not len(valid):
         raise ValueError(f"No validation window: every valid record is shorter than win_sz={win_sz} "
                          f"(lengths {[len(r) for r in ds['valid']]})")
+    if bs is None: bs = 64 if n_batches_train is not None else min(64, len(train))
     if n_batches_train is None and bs > len(train):
         raise ValueError(f"bs={bs} is larger than the {len(train)} training windows (win_sz={win_sz}, "
                          f"stp_sz={stp_sz}); use bs <= {len(train)}, a smaller stp_sz, or n_batches_train")
@@ -291,7 +338,8 @@ def create_dls(
     valid_dl = WindowDL(valid, bs=valid_bs or bs, sub_seq_len=sub_seq_len, shuffle=False, num_workers=num_workers,
                         device=device)
     fs = next((r.fs for r in ds['train'] if r.fs is not None), None)
-    test_sets = {r.name: (r.get(u), r.get(y)) for r in ds['test']}
+    names = unique_names([r.name for r in ds['test']], 'test')
+    test_sets = {nm: (r.get(u), r.get(y)) for nm, r in zip(names, ds['test'])}
     return SeqDataLoaders(train_dl, valid_dl, norm_u=norm_u, norm_y=norm_y, fs=fs, test_sets=test_sets,
                           n_init=n_init, device=train_dl.device)
 

@@ -17,6 +17,23 @@ __all__ = ['SPLITS', 'Record', 'save_hdf5', 'load_hdf5', 'record_from_dataframe'
            'load_dataset', 'NormStats']
 
 # %% ../../nbs/00_data/00_records.ipynb #e1d5fc34
+def _is_int(v) -> bool: return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+def _check_int(name:str, v, lo:int=1, hi:int|None=None, extra:str='') -> int:
+    "`v` as an `int` if it is an integer (numpy integers too) in [lo, hi]; else an error naming `name`, `v` and the range"
+    if not _is_int(v): raise TypeError(f"{name}={v!r} must be an integer{extra}")
+    if v < lo or (hi is not None and v > hi):
+        rng = f">= {lo}" if hi is None else f"between {lo} and {hi}"
+        raise ValueError(f"{name}={v} must be {rng}{extra}")
+    return int(v)
+
+def _check_real(name:str, v, what:str) -> float:
+    "`v` as a `float` if it is a finite real number (numpy numbers too); else an error naming `name`, `v` and `what` it is"
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}={v!r} must be a number ({what})")
+    if not np.isfinite(v): raise ValueError(f"{name}={v!r} must be a finite number ({what})")
+    return float(v)
+
 def _first_non_number(arr:np.ndarray):
     "Index and value of the first entry of the 1-D `arr` that is not a real number, or None"
     for i,v in enumerate(arr.reshape(-1)[:100_000]):
@@ -63,7 +80,10 @@ class Record:
                 ):
         if not isinstance(signals, dict) or not signals:
             raise ValueError(f"Record {name!r}: signals must be a non-empty dict of name -> 1-D array, got {signals!r}")
-        self.name, self.fs = str(name), (None if fs is None else float(fs))
+        self.name = str(name)
+        if fs is not None and (isinstance(fs, (bool, np.bool_)) or not isinstance(fs, (int, float, np.integer, np.floating))):
+            raise TypeError(f"Record {self.name!r}: fs={fs!r} must be a number (the sampling frequency in Hz)")
+        self.fs = None if fs is None else float(fs)
         self.signals = {str(k): _as_signal(v, self.name, str(k)) for k,v in signals.items()}
         lens = {k: len(v) for k,v in self.signals.items()}
         if len(set(lens.values())) > 1:
@@ -89,6 +109,9 @@ class Record:
         "A new record holding samples [start, stop) of every signal"
         n = len(self)
         stop = n if stop is None else stop
+        for nm, v in (('start', start), ('stop', stop)):
+            if not _is_int(v): raise TypeError(f"{nm}={v!r} must be an integer")
+        start, stop = int(start), int(stop)
         if not (0 <= start < stop <= n):
             raise ValueError(f"Record {self.name!r}: slice [{start}, {stop}) is outside its {n} samples")
         return Record({k: v[start:stop] for k,v in self.signals.items()}, fs=self.fs,
@@ -106,32 +129,83 @@ def save_hdf5(record:Record, path) -> Path:
     return path
 
 # %% ../../nbs/00_data/00_records.ipynb #318495cd
-def load_hdf5(path, signals=None) -> Record:
-    "Read the record stored in the HDF5 file `path` (all 1-D datasets, or only `signals`)"
+def _file_error(e:Exception, kind:str, path:Path, name:str) -> Exception:
+    "The error `e` about the record `name` read from the file `path`, naming the file instead of the record"
+    msg, pre = (e.args[0] if isinstance(e, KeyError) else str(e)), f"Record {name!r}: "
+    return type(e)(f"{kind} record {path}: {msg[len(pre):] if msg.startswith(pre) else msg}")
+
+def _not_a_signal(obj) -> str|None:
+    "Why the HDF5 entry `obj` cannot be a signal (a 1-D numeric dataset), or None if it can"
     import h5py
-    path = Path(path)
+    if not isinstance(obj, h5py.Dataset): return 'group' if isinstance(obj, h5py.Group) else type(obj).__name__
+    if obj.dtype.kind in 'SUO' or h5py.check_string_dtype(obj.dtype): return 'text'
+    if obj.dtype.kind not in 'biuf': return f'dtype {obj.dtype}'
+    if not (len(obj.shape) == 1 or (len(obj.shape) == 2 and 1 in obj.shape)): return f'shape {obj.shape}'
+    return None
+
+def _read_fs(attr, path:Path) -> float|None:
+    "The `fs` attribute of the HDF5 file `path` as a number: one number, or text that reads as one number"
+    if attr is None: return None
+    v = np.asarray(attr).reshape(-1)
+    if v.size != 1:
+        raise ValueError(f"HDF5 record {path}: attribute fs={v.tolist()} holds {v.size} values; it must be one number, "
+                         "the sampling frequency in Hz")
+    x = v[0].item() if isinstance(v[0], np.generic) else v[0]
+    if isinstance(x, bytes): x = x.decode(errors='replace')
+    try:
+        if isinstance(x, bool): raise ValueError
+        return float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"HDF5 record {path}: attribute fs={x!r} is not a number; it must be the sampling frequency "
+                         "in Hz") from None
+
+def _read_hdf5(path:Path, signals=None) -> tuple:
+    "(record, skipped): the record in the HDF5 file `path`, and the entries not loaded when `signals` is None"
+    import h5py
     if not path.is_file(): raise FileNotFoundError(f"No HDF5 record at {path}")
     try:
         with h5py.File(path, 'r') as f:
-            names = listify(signals) or [k for k in f.keys() if isinstance(f[k], h5py.Dataset)]
-            missing = [n for n in names if n not in f]
-            if missing: raise KeyError(f"HDF5 record {path} has no signal {missing[0]!r}; it has {list(f.keys())}")
-            if not names:
-                raise ValueError(f"HDF5 record {path} holds no signal (no dataset at its top level; it has "
-                                 f"{list(f.keys())}): expected one 1-D dataset per signal")
+            skipped = []
+            if signals is None:
+                why = {k: _not_a_signal(f[k]) for k in f.keys()}
+                names, skipped = [k for k,w in why.items() if w is None], [f"{k!r} ({w})" for k,w in why.items() if w]
+                if not names:
+                    raise ValueError(f"HDF5 record {path} holds no signal (no 1-D numeric dataset at its top level; it "
+                                     f"has {', '.join(skipped) or 'nothing'}): expected one 1-D dataset per signal")
+            else:
+                names = listify(signals)
+                missing = [n for n in names if n not in f]
+                if missing: raise KeyError(f"HDF5 record {path} has no signal {missing[0]!r}; it has {list(f.keys())}")
+                for n in names:
+                    if not isinstance(f[n], h5py.Dataset):
+                        raise ValueError(f"HDF5 record {path}: {n!r} is a group, not a dataset; a signal must be a 1-D dataset")
+                    if _not_a_signal(f[n]) == f'shape {f[n].shape}':
+                        raise ValueError(f"HDF5 record {path}: dataset {n!r} has shape {f[n].shape}; a signal must be a 1-D dataset")
             data = {n: f[n][()] for n in names}
             fs = f.attrs.get('fs', None)
     except (OSError, RuntimeError) as e:
         raise OSError(f"Cannot read HDF5 record {path}: the file is corrupted or truncated ({e})") from e
-    fs = None if fs is None else float(np.asarray(fs).reshape(-1)[0])
-    return Record(data, fs=fs, name=path.stem)
+    fs = _read_fs(fs, path)
+    try: return Record(data, fs=fs, name=path.stem), skipped
+    except (TypeError, ValueError) as e: raise _file_error(e, 'HDF5', path, path.stem) from None
+
+def _entries(n:int) -> str: return f"{n} entr{'y' if n == 1 else 'ies'}"
+
+def load_hdf5(path, signals=None) -> Record:
+    "Read the record stored in the HDF5 file `path`: only the datasets `signals`, or (None) every 1-D numeric dataset"
+    path = Path(path)
+    rec, skipped = _read_hdf5(path, signals)
+    if skipped:
+        warnings.warn(f"HDF5 record {path}: skipped {_entries(len(skipped))} that are not 1-D numeric datasets: "
+                      f"{', '.join(skipped)}; pass signals=[...] to load only the signals you need")
+    return rec
 
 # %% ../../nbs/00_data/00_records.ipynb #fdbc9b4c
 def record_from_dataframe(df:pd.DataFrame, fs:float|None=None, name:str='record', columns=None) -> Record:
     "A record from the numeric columns of `df` (or only `columns`); unnamed, all-empty columns are ignored"
     cols = listify(columns) or [c for c in df.columns if not (str(c).startswith('Unnamed:') and df[c].isna().all())]
     missing = [c for c in cols if c not in df.columns]
-    if missing: raise KeyError(f"DataFrame for record {name!r} has no column {missing[0]!r}; it has {list(df.columns)}")
+    if missing: raise KeyError(f"Record {name!r}: the table has no column {missing[0]!r}; it has {list(df.columns)}")
     if not cols or not len(df):
         raise ValueError(f"Record {name!r}: the table has no data ({len(df)} rows, columns {list(df.columns)}); "
                          "a record needs at least one sample in every signal")
@@ -141,36 +215,90 @@ def record_from_dataframe(df:pd.DataFrame, fs:float|None=None, name:str='record'
         raise TypeError(f"{e}; to keep only the signal columns pass columns=[...]") from None
 
 # %% ../../nbs/00_data/00_records.ipynb #438fbaec
+def _long_line(path:Path, n_cols:int, sep) -> tuple|None:
+    "(header line, line, fields) of the first line of the CSV file `path` with more fields than its header's `n_cols`"
+    import csv
+    if not (isinstance(sep, str) and len(sep) == 1): return None
+    with open(path, newline='', errors='replace') as f:
+        rows = csv.reader(f, delimiter=sep)
+        header = next((rows.line_num for row in rows if row), None)
+        return next(((header, rows.line_num, len(row)) for row in rows if len(row) > n_cols), None)
+
 def load_csv(path, fs:float|None=None, columns=None, **read_csv_kwargs) -> Record:
     "A record from the CSV file `path` (header row of signal names); see `record_from_dataframe`"
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"No CSV record at {path}")
-    try: df = pd.read_csv(path, **read_csv_kwargs)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise ValueError(f"Cannot parse CSV record {path}: {str(e).strip()}") from e
-    return record_from_dataframe(df, fs=fs, name=path.stem, columns=columns)
+    # rows longer than the header: by default pandas takes their first field as a row index, shifting every column by
+    # one; with index_col=False it drops their last field instead, and warns, which is what is caught here
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        try: df = pd.read_csv(path, **{'index_col': False, **read_csv_kwargs})
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+            raise ValueError(f"Cannot parse CSV record {path}: {str(e).strip()}") from e
+    longer = False
+    for w in caught:
+        if issubclass(w.category, pd.errors.ParserWarning) and 'does not match length of data' in str(w.message): longer = True
+        else: warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if longer:
+        where = _long_line(path, len(df.columns), read_csv_kwargs.get('sep', read_csv_kwargs.get('delimiter', ',')))
+        what = (f"line {where[1]} has {where[2]} fields but the header (line {where[0]}) names" if where else
+                "its rows have more fields than the header, which names")
+        raise ValueError(f"Cannot read CSV record {path}: {what} {len(df.columns)} columns {list(df.columns)}; pandas "
+                         "would read the first field as a row index and shift every column by one: fix the file, or "
+                         "pass index_col=0 if the first field is a row index")
+    try: return record_from_dataframe(df, fs=fs, name=path.stem, columns=columns)
+    except (TypeError, ValueError, KeyError) as e: raise _file_error(e, 'CSV', path, path.stem) from None
 
 # %% ../../nbs/00_data/00_records.ipynb #bc1dd1eb
 SPLITS = ('train', 'valid', 'test')
 _exts = ('.hdf5', '.h5')
 
-def records_from_folder(path) -> dict:
+def _split_files(path:Path, split:str, ignored:list) -> list:
+    "The HDF5 files of `path/split`, refusing two with the same record name; other visible entries go to `ignored`"
+    folder, files = path/split, []
+    if not folder.is_dir(): return []
+    for f in sorted(folder.iterdir()):
+        if f.name.startswith('.'): continue
+        if f.is_file() and f.suffix.lower() in _exts: files.append(f)
+        else: ignored.append(f"{split}/{f.name}{'/' if f.is_dir() else ''}")
+    seen = {}
+    for f in files:
+        if f.stem in seen:
+            raise ValueError(f"Dataset folder {path}: {split}/{seen[f.stem].name} and {split}/{f.name} are both records "
+                             f"named {f.stem!r} (a record is named after its file without the extension); remove or rename one")
+        seen[f.stem] = f
+    return files
+
+def records_from_folder(path, signals=None) -> dict:
     "Records of the folder `path` with subfolders train/, valid/, test/ holding one HDF5 file per record"
     path = Path(path)
     if path.is_file():
         raise NotADirectoryError(f"Dataset folder {path} is a file; expected a folder with subfolders "
                                  f"{', '.join(s + '/' for s in SPLITS)} (load a single record with load_hdf5 or load_csv)")
     if not path.is_dir(): raise FileNotFoundError(f"Dataset folder {path} does not exist")
-    ds = {s: [load_hdf5(f) for f in sorted((path/s).glob('*')) if f.suffix in _exts] if (path/s).is_dir() else []
-          for s in SPLITS}
-    if not any(ds.values()):
+    ignored = [f"{d.name}/" for d in sorted(path.iterdir()) if d.is_dir() and d.name not in SPLITS and not d.name.startswith('.')]
+    files = {s: _split_files(path, s, ignored) for s in SPLITS}
+    if ignored:
+        warnings.warn(f"Dataset folder {path}: ignored {_entries(len(ignored))} that {'is' if len(ignored) == 1 else 'are'} "
+                      f"not a record (an *.hdf5 or *.h5 file in train/, valid/ or test/): {ignored[:10]}")
+    if not any(files.values()):
         raise ValueError(f"Dataset folder {path} holds no records: expected HDF5 files (*.hdf5, *.h5) in "
                          f"{', '.join(s + '/' for s in SPLITS)}")
+    ds, skipped = {s: [] for s in SPLITS}, {}
+    for s, fs in files.items():
+        for f in fs:
+            rec, sk = _read_hdf5(f, signals)
+            ds[s].append(rec)
+            if sk: skipped[f"{s}/{f.name}"] = sk
+    if skipped:
+        first, sk = next(iter(skipped.items()))
+        warnings.warn(f"Dataset folder {path}: skipped entries that are not 1-D numeric datasets in {len(skipped)} "
+                      f"file(s) ({first}: {', '.join(sk)}); pass signals=[...] to load only the signals you need")
     return ds
 
-def load_dataset(dataset) -> dict:
+def load_dataset(dataset, signals=None) -> dict:
     "Normalise `dataset` (folder, dict split -> records, or list of (split, record)) to a dict split -> records"
-    if isinstance(dataset, (str, Path)): return records_from_folder(dataset)
+    if isinstance(dataset, (str, Path)): return records_from_folder(dataset, signals)
     if isinstance(dataset, dict): items = [(s, r) for s,rs in dataset.items() for r in listify(rs)]
     else: items = list(dataset)
     ds = {s: [] for s in SPLITS}
@@ -186,7 +314,20 @@ def load_dataset(dataset) -> dict:
 # %% ../../nbs/00_data/00_records.ipynb #106ef0cf
 class NormStats:
     "Mean and standard deviation of signals, computed exactly over all samples of the training records"
-    def __init__(self, mean, std, names): self.mean, self.std, self.names = np.asarray(mean), np.asarray(std), list(names)
+    def __init__(self, mean, std, names):
+        names = listify(names)
+        try: mean, std = (np.asarray(v, dtype=np.float64).reshape(-1) for v in (mean, std))
+        except (TypeError, ValueError):
+            raise TypeError(f"NormStats: mean={mean!r} and std={std!r} must be numbers, one per signal") from None
+        if not len(mean) == len(std) == len(names):
+            raise ValueError(f"NormStats: mean has {len(mean)} value(s) and std {len(std)} for {len(names)} signal "
+                             f"name(s) {names}; each needs one value per signal")
+        for nm, m, sd in zip(names, mean, std):
+            if not np.isfinite(m): raise ValueError(f"NormStats: mean of {nm!r} is {m}; every mean must be finite")
+            if not (np.isfinite(sd) and sd > 0):
+                raise ValueError(f"NormStats: std of {nm!r} is {sd}; every std must be a positive finite number "
+                                 "(it divides the signal)")
+        self.mean, self.std, self.names = mean, std, [str(n) for n in names]
     @classmethod
     def from_records(cls, records, names) -> NormStats:
         names, records = listify(names), list(records)
