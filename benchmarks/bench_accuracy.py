@@ -18,8 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np
-import torch
+import numpy as np  # torch and fastai are imported where they are used: pages that read the results need neither
 
 # Published simulation RMSE on the official test sets, in the benchmark's unit (see benchmarks/README.md for sources).
 PUBLISHED = {
@@ -36,9 +35,10 @@ TEST_ORDER = {'silverbox': ['multisine', 'arrow_full', 'arrow_no_extrapolation']
               'cascaded_tanks': ['test']}
 TITLES = {'silverbox': 'Silverbox [mV]', 'wiener_hammerstein': 'Wiener-Hammerstein [mV]', 'cascaded_tanks': 'Cascaded Tanks [V]'}
 
-# The recipes. `dls`: arguments of the benchmark's create_dls_*; `learner`: arguments of RNNLearner; `fit`: epochs, lr.
-def _recipe(benchmark, doc, dls, n_epoch, lr=3e-3, **learner):
-    return dict(benchmark=benchmark, doc=doc, dls=dls, learner=learner, fit=dict(n_epoch=n_epoch, lr=lr))
+# The recipes. `dls`: arguments of the benchmark's create_dls_*; `family`: a key of LEARNERS; `learner`: arguments of
+# that family's learner (RNNLearner, TCNLearner, ...); `fit`: epochs, lr.
+def _recipe(benchmark, doc, dls, n_epoch, lr=3e-3, family='rnn', **learner):
+    return dict(benchmark=benchmark, doc=doc, dls=dls, family=family, learner=learner, fit=dict(n_epoch=n_epoch, lr=lr))
 
 W2 = dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300)  # tsfast's default recipe, W2 in the performance issue
 TBPTT_5000 = dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40)
@@ -102,6 +102,62 @@ RECIPES = {
     'ct_gru_gain1': _ct("`ct_gru` with head_gain=1", 1.),
     'ct_gru_gain30': _ct("`ct_gru` with head_gain=30, RNNLearner's default", 30.),
 }
+
+# One recipe per model family and benchmark, each about 4 minutes of training on one CPU thread (the "Choosing a
+# model" guide page). The RNN row of each benchmark is an existing recipe: FAMILY_RECIPES[bench]['rnn'].
+LONG_5000 = dict(bs=16, win_sz=5000, stp_sz=10, n_batches_train=20)  # 5000-sample windows, cut into sub-windows
+
+def _tcn(benchmark, doc, dls, n_epoch, **kw):
+    return _recipe(benchmark, doc, dls, n_epoch, family='tcn', **kw)
+
+def _lru(benchmark, doc, dls, n_epoch, **kw):
+    return _recipe(benchmark, doc, dls, n_epoch, family='lru', **kw)
+
+_TCN_LONG = ("TCN 32 channels, 6 blocks (kernel 3, dilations 1..32, receptive field 253, n_skip 252 by default), "
+             "head_gain 30, bs 16, win_sz 5000 cut into sub_seq_len 500, stp_sz 10, 20 window-batches/epoch, "
+             "fit_flat_cos(12, 3e-3) (240 window-batches, 2,400 updates)")
+_LRU_LONG = ("LRU 32 wide, 2 blocks of 32 complex states, head_gain 30, n_skip 50, bs 16, win_sz 5000 cut into "
+             "sub_seq_len 250, stp_sz 10, 20 window-batches/epoch, fit_flat_cos(10, 3e-3) (200 window-batches, "
+             "4,000 updates)")
+_TCN_CT = ("TCN 32 channels, 4 blocks (receptive field 61, n_skip 60 by default), head_gain 30, bs 16, win_sz 200, "
+           "stp_sz 1, all windows each epoch, fit_flat_cos(100, 3e-3)")
+_LRU_CT = ("LRU 32 wide, 2 blocks of 32 complex states, head_gain 30, n_skip 5, bs 16, win_sz 200, stp_sz 1, all "
+           "windows each epoch, fit_flat_cos(100, 3e-3)")
+for _bm, _p in (('silverbox', 'sb'), ('wiener_hammerstein', 'wh')):
+    RECIPES[f'{_p}_tcn'] = _tcn(_bm, _TCN_LONG, dict(LONG_5000, sub_seq_len=500), 12, hidden_size=32, num_layers=6)
+    RECIPES[f'{_p}_lru'] = _lru(_bm, _LRU_LONG, dict(LONG_5000, sub_seq_len=250), 10, hidden_size=32, state_size=32,
+                                num_layers=2, n_skip=50)
+RECIPES['ct_tcn'] = _tcn('cascaded_tanks', _TCN_CT, dict(bs=16, win_sz=200, stp_sz=1), 100, hidden_size=32, num_layers=4)
+RECIPES['ct_lru'] = _lru('cascaded_tanks', _LRU_CT, dict(bs=16, win_sz=200, stp_sz=1), 100, hidden_size=32,
+                         state_size=32, num_layers=2, n_skip=5)
+
+def _linear_ss(benchmark, doc, dls, n_epoch, **kw):
+    return _recipe(benchmark, doc, dls, n_epoch, family='linear_ss', **kw)
+
+_LSS_LONG = ("linear state space, nx 8, initialised at the best linear approximation, plus an MLP residual of 32 units "
+             "(head_gain 30), n_skip 150, bs 16, win_sz 5000 cut into sub_seq_len 250, stp_sz 10, 20 "
+             "window-batches/epoch, fit_flat_cos(50, 3e-3) (1,000 window-batches, 20,000 updates)")
+_LSS_CT = ("linear state space, nx 8, initialised at the best linear approximation, plus an MLP residual of 32 units "
+           "(head_gain 30), n_skip 5, bs 16, win_sz 200, stp_sz 1, all windows each epoch, fit_flat_cos(100, 3e-3)")
+for _bm, _p in (('silverbox', 'sb'), ('wiener_hammerstein', 'wh')):
+    RECIPES[f'{_p}_linear_ss'] = _linear_ss(_bm, _LSS_LONG, dict(LONG_5000, sub_seq_len=250), 50, nx=8, residual='mlp',
+                                            n_skip=150)
+RECIPES['ct_linear_ss'] = _linear_ss('cascaded_tanks', _LSS_CT, dict(bs=16, win_sz=200, stp_sz=1), 100, nx=8,
+                                     residual='mlp', n_skip=5)
+
+# The RNN recipes with a learned initial state (`encoder=True`: an MLP reads the benchmark's n_init samples of u and y)
+for _name in ('sb_lstm_tbptt_5000_e25', 'wh_lstm_tbptt_5000_e25', 'ct_gru'):
+    RECIPES[f'{_name}_enc'] = dict(RECIPES[_name], learner=dict(RECIPES[_name]['learner'], encoder=True),
+                                   doc=f"`{_name}` with a learned initial state (`encoder=True`: an MLP of 2 x 64 tanh "
+                                       "units reads the first n_init samples of u and y of every window)")
+
+FAMILY_RECIPES = {
+    'silverbox': {'rnn': 'sb_lstm_tbptt_5000_e25', 'tcn': 'sb_tcn', 'lru': 'sb_lru', 'linear_ss': 'sb_linear_ss'},
+    'wiener_hammerstein': {'rnn': 'wh_lstm_tbptt_5000_e25', 'tcn': 'wh_tcn', 'lru': 'wh_lru', 'linear_ss': 'wh_linear_ss'},
+    'cascaded_tanks': {'rnn': 'ct_gru', 'tcn': 'ct_tcn', 'lru': 'ct_lru', 'linear_ss': 'ct_linear_ss'},
+}
+ENCODER_RECIPES = {'silverbox': 'sb_lstm_tbptt_5000_e25_enc', 'wiener_hammerstein': 'wh_lstm_tbptt_5000_e25_enc',
+                   'cascaded_tanks': 'ct_gru_enc'}
 DEFAULT_RECIPES = ['sb_gru_w2_gain30', 'sb_gru_w2_gain100', 'sb_lstm_tbptt_5000_e75', 'wh_gru_w2_gain30',
                    'wh_lstm_tbptt_5000_e75', 'ct_gru_gain30']
 
@@ -125,18 +181,69 @@ def make_dls(recipe:dict, quick:bool):
     return getattr(B, f"create_dls_{recipe['benchmark']}")(**kw)
 
 
-LOSSES = {'mse': torch.nn.MSELoss, 'l1': torch.nn.L1Loss}  # recipes name their loss, so that rows stay JSON
+LOSSES = {'mse': 'MSELoss', 'l1': 'L1Loss'}  # recipes name their loss (a torch.nn class), so that rows stay JSON
+
+# The model families: recipe['family'] -> (module, learner constructor), imported when a recipe of the family runs
+LEARNERS = {'rnn': ('tsfast_lite.learner.core', 'RNNLearner'), 'tcn': ('tsfast_lite.models.tcn', 'TCNLearner'),
+            'lru': ('tsfast_lite.models.lru', 'LRULearner'), 'linear_ss': ('tsfast_lite.models.linear_ss', 'LinearSSLearner')}
 
 def make_learner(recipe:dict, dls):
-    "RNNLearner with the recipe's arguments (a `loss_func` given by name, see LOSSES)"
-    from tsfast_lite.learner.core import RNNLearner
+    "The family's learner (RNNLearner by default) with the recipe's arguments (a `loss_func` given by name, see LOSSES)"
+    import importlib
+    module, fn = LEARNERS[recipe.get('family', 'rnn')]
     kw = dict(recipe['learner'])
-    if 'loss_func' in kw: kw['loss_func'] = LOSSES[kw['loss_func']]()
-    return RNNLearner(dls, **kw)
+    if 'loss_func' in kw:
+        import torch
+        kw['loss_func'] = getattr(torch.nn, LOSSES[kw['loss_func']])()
+    return getattr(importlib.import_module(module), fn)(dls, **kw)
 
 
-def run_one(name:str, seed:int, quick:bool) -> dict:
+def _head_gain(model) -> float|None:
+    "The gain of the model's output layer (the last `ScaledLinear`), None when it has none"
+    from tsfast_lite.models.rnn import ScaledLinear
+    return next((float(m.gain) for m in reversed(list(model.modules())) if isinstance(m, ScaledLinear)), None)
+
+
+def epoch_times_cb():
+    "A fastai callback recording the wall-clock and process CPU seconds of every epoch (training and validation)"
+    from fastai.callback.core import Callback
+    class EpochTimesCB(Callback):
+        order = 100
+        def __init__(self): self.wall, self.cpu = [], []
+        def before_epoch(self): self._t = (time.perf_counter(), time.process_time())
+        def after_epoch(self):
+            self.wall.append(time.perf_counter() - self._t[0]); self.cpu.append(time.process_time() - self._t[1])
+    return EpochTimesCB()
+
+
+PREDICTIONS = ROOT/'benchmarks'/'results'/'predictions'
+# What `--predictions` keeps of a Silverbox run's simulation of arrow_full (from the zero state; the record starts at
+# rest): the measured and simulated output on ZOOM (the end of the record, where the amplitude exceeds the training
+# data's), and over blocks of BLOCK samples of the whole record the RMS error and the largest measured |y|.
+ZOOM, BLOCK = (39_000, 40_475), 250
+
+def save_predictions(learn, name:str, seed:int, test:str='arrow_full'):
+    "Keep a small part of the simulation of Silverbox test `test` (see ZOOM, BLOCK) in results/predictions/"
+    u, y = learn.dls.test_sets[test]
+    p = learn.predict_sequence(u)
+    n_init, scale = learn.dls.n_init, learn.dls.score_scale
+    e, y0 = (p - y)[:, 0] * scale, y[:, 0] * scale
+    nb = (len(e) - n_init) // BLOCK
+    blocks = lambda x: x[n_init:n_init + nb * BLOCK].reshape(nb, BLOCK)
+    train_ymax = float(learn.dls.train.windows.y.abs().max()) * scale  # the training record's largest |y|
+    PREDICTIONS.mkdir(parents=True, exist_ok=True)
+    a, b = ZOOM
+    np.savez_compressed(PREDICTIONS/f'{name}_seed{seed}_{test}.npz', recipe=name, seed=seed, test=test,
+                        fs=learn.dls.fs, unit=learn.dls.score_unit, zoom_start=a, y=y0[a:b].astype(np.float32),
+                        p=(p[a:b, 0] * scale).astype(np.float32), block=BLOCK, block_start=n_init,
+                        block_rmse=np.sqrt((blocks(e)**2).mean(1)).astype(np.float32),
+                        block_ymax=np.abs(blocks(y0)).max(1).astype(np.float32), train_ymax=train_ymax,
+                        rmse=float(np.sqrt((e[n_init:]**2).mean())))
+
+
+def run_one(name:str, seed:int, quick:bool, predictions:bool=False) -> dict:
     "Train recipe `name` with `seed` and score it on the official test sets"
+    import torch
     from fastai.basics import set_seed
     import tsfast_lite.inference  # noqa: F401  (patches predict_sequence, evaluate_tests)
     recipe = RECIPES[name]
@@ -144,16 +251,23 @@ def run_one(name:str, seed:int, quick:bool) -> dict:
     set_seed(seed)
     learn = make_learner(recipe, dls)
     n_epoch = 1 if quick else recipe['fit']['n_epoch']
+    times = epoch_times_cb()
     t0 = time.perf_counter()
-    with learn.no_bar(): learn.fit_flat_cos(n_epoch, lr=recipe['fit']['lr'])
+    with learn.no_bar(): learn.fit_flat_cos(n_epoch, lr=recipe['fit']['lr'], cbs=[times])
     train_s = time.perf_counter() - t0
     res, res_est = (learn.evaluate_tests(plot=False, init=init) for init in ('zero', 'estimate'))
     col = next(c for c in res.columns if c.startswith('rmse'))
-    return dict(recipe=name, benchmark=recipe['benchmark'], seed=seed, quick=quick, n_epoch=n_epoch,
-                learner=recipe['learner'], head_gain=float(learn.model.model.head[-1].gain),
-                train_s=train_s, valid=[float(v) for v in learn.recorder.values[-1]],
+    enc = {}
+    if getattr(learn.model, 'encoder', None) is not None:  # a learned initial state: scored from it too
+        enc = dict(rmse_enc={k: float(v) for k, v in learn.evaluate_tests(plot=False, init='encoder')[col].items()})
+    if predictions and not quick and recipe['benchmark'] == 'silverbox': save_predictions(learn, name, seed)
+    return dict(recipe=name, benchmark=recipe['benchmark'], family=recipe.get('family', 'rnn'), seed=seed, quick=quick,
+                n_epoch=n_epoch, learner=recipe['learner'], head_gain=_head_gain(learn.model.model),
+                n_params=sum(p.numel() for p in learn.model.parameters()),  # the encoder's included
+                train_s=train_s, epoch_wall_s=times.wall, epoch_cpu_s=times.cpu,
+                valid=[float(v) for v in learn.recorder.values[-1]],
                 rmse={k: float(v) for k, v in res[col].items()}, unit=col,
-                rmse_est={k: float(v) for k, v in res_est[col].items()}, threads=torch.get_num_threads(),
+                rmse_est={k: float(v) for k, v in res_est[col].items()}, **enc, threads=torch.get_num_threads(),
                 host=platform.node(), time=time.strftime('%Y-%m-%d %H:%M:%S'))
 
 
@@ -175,7 +289,7 @@ def tsfast_worker(name:str, seed:int, folder:str, quick:bool, threads:int):
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_speed import write_hdf5
     from tsfast_lite.data.benchmarks import silverbox_dataset, SILVERBOX_N_INIT
-    import tsfast
+    import torch, tsfast
     from tsfast.tsdata import create_dls
     from tsfast.training import RNNLearner
     torch.set_num_threads(threads)
@@ -213,15 +327,17 @@ def _order(names) -> list:
     return sorted(names, key=lambda n: known.index(n) if n in known else len(known))
 
 
-# The two scorings of a run: simulation from the zero state, and from the state estimated on the n_init samples.
-INITS = [('rmse', ''), ('rmse_est', ', state estimated')]
+# The scorings of a run: simulation from the zero state, from the state estimated on the n_init samples, and (for
+# a recipe with a learned encoder) from the encoder's state.
+INITS = [('rmse', ''), ('rmse_est', ', state estimated'), ('rmse_enc', ', learned encoder')]
 
 def table(rows:list, quick:bool=False) -> str:
     "Markdown tables, one per benchmark: our recipes (mean ± sample std over seeds, training time) and published numbers"
     out = ["# Accuracy on the official test sets" + (" (QUICK smoke run: numbers meaningless)" if quick else ''), '',
            "Free-run simulation RMSE, scored on y[n_init:] (`evaluate_tests`), from the zero state or, in the rows "
            "marked *state estimated*, from the initial state estimated on the n_init initialisation samples "
-           "(`evaluate_tests(init='estimate')`). Ours: mean ± sample standard deviation over seeds; training time is "
+           "(`evaluate_tests(init='estimate')`), and in the rows marked *learned encoder* from the state the recipe's "
+           "learned encoder reads off those samples (`init='encoder'`). Ours: mean ± sample standard deviation over seeds; training time is "
            "wall-clock for `fit_flat_cos` incl. validation, "
            f"with {rows[0]['threads'] if rows else '?'} torch thread(s) on a 2-core machine shared with other jobs.", '']
     for bm, tests in TEST_ORDER.items():
@@ -271,7 +387,8 @@ def plot(rows:list, fname=None):
                 v = [r[key][t] for r in rows if r['recipe'] == name and t in r.get(key, {})]
                 if not v: continue
                 names.append(name + init); means.append(np.mean(v)); errs.append(np.std(v, ddof=1) if len(v) > 1 else 0)
-                colors.append('tab:orange' if name in TSFAST_RECIPES else 'tab:green' if key == 'rmse_est' else 'tab:blue')
+                colors.append('tab:orange' if name in TSFAST_RECIPES else
+                              {'rmse_est': 'tab:green', 'rmse_enc': 'tab:purple'}.get(key, 'tab:blue'))
         for name, vals in PUBLISHED.get(bm, {}).items():
             if t in vals: names.append(f'{name} (published)'); means.append(vals[t]); errs.append(0); colors.append('0.6')
         y = np.arange(len(names))[::-1]
@@ -300,9 +417,12 @@ def main(argv=None):
     p.add_argument('--out', default=None, help='markdown table to write (default benchmarks/results/accuracy.md, '
                    'or accuracy_quick.md with --quick); runs are appended to the same name with .jsonl')
     p.add_argument('--table-only', action='store_true', help='rebuild the table from the .jsonl without training')
+    p.add_argument('--predictions', action='store_true', help="keep part of every Silverbox run's simulation of "
+                   'arrow_full in results/predictions/ (the figure of the "Choosing a model" guide page)')
     p.add_argument('--threads', type=int, default=1, help='torch CPU threads (default 1: on a shared machine more '
                    'threads than free cores make small RNNs many times slower; see benchmarks/README.md)')
     a = p.parse_args(argv)
+    import torch
     torch.set_num_threads(a.threads)
     if a.tsfast_worker:
         name, seed, folder = a.tsfast_worker
@@ -319,7 +439,7 @@ def main(argv=None):
             for name in a.recipes:
                 print(f"=== {name} seed {seed}: {ALL_RECIPES[name]['doc']}", flush=True)
                 r = (run_tsfast(a.tsfast_python, name, seed, a.quick) if name in TSFAST_RECIPES
-                     else run_one(name, seed, a.quick))
+                     else run_one(name, seed, a.quick, a.predictions))
                 print(f"=== {name} seed {seed}: {r['train_s']/60:.1f} min, {r['unit']} {r['rmse']}", flush=True)
                 with log.open('a') as f: f.write(json.dumps(r) + '\n')
                 out.write_text(table(rows(), a.quick))

@@ -24,6 +24,18 @@ same mathematics, so the two must agree (to float rounding).
     python benchmarks/bench_speed.py --quick         # 20 window-batches, 2 rounds: a smoke run
     python benchmarks/bench_speed.py --tsfast-python /tmp/venv-tsfast/bin/python --compare-with /tmp/before
 
+`--families [FAMILY ...]`: instead of W1/W2, every model family (rnn, tcn, lru, linear_ss, linear_ss_gru; default
+all) at its default size on the W1 setting (bs 16, win_sz 500, stp_sz 10, sub_seq_len 100). Each family is built once
+by its learner constructor (RNNLearner, TCNLearner, LRULearner, LinearSSLearner: the library's initialisation, e.g. the
+BLA fit, outside the timing); `tsfast_lite` trains a copy with `seq_learner(dls, model, n_skip=...).fit_flat_cos(1,
+lr=3e-3)`, `bare` trains another copy (same weights, same seed and windows) with `bare_epoch`, a loop written over the
+contract `model(u, state) -> (y, state)` alone. Every `--family-threads` setting ('default': torch's default, '1': one
+thread pinned with `taskset -c --pin`) runs in a fresh process; the table (medians, ratios, both validation losses)
+goes to benchmarks/results/speed_families.md.
+
+    python benchmarks/bench_speed.py --families --n-batches 60 --n-batches-threaded 10   # ~45 min on 2 busy cores
+    python benchmarks/bench_speed.py --families --quick   # 1 window-batch, 2 rounds, 1 thread: < 1 min
+
 On a GPU the script runs unchanged (fastai's `default_device()`); timings are taken between torch.cuda.synchronize().
 """
 from __future__ import annotations
@@ -59,9 +71,21 @@ def timed(f, device):
 
 # ---------------------------------------------------------------------------------------------------- tsfast_lite
 def make_dls(w:dict, n_batches:int):
-    from tsfast_lite.data.benchmarks import create_dls_silverbox
-    return create_dls_silverbox(bs=w['bs'], win_sz=w['win_sz'], stp_sz=w['stp_sz'], sub_seq_len=w['sub_seq_len'],
-                                n_batches_train=n_batches)
+    """Silverbox DataLoaders (from TSFAST_LITE_DATA or the download cache); where the files cannot be had, the simulated
+    Silverbox-like Duffing oscillator (`create_dls_duffing`), with a warning"""
+    from tsfast_lite.data.benchmarks import create_dls_silverbox, create_dls_duffing
+    kw = dict(bs=w['bs'], win_sz=w['win_sz'], stp_sz=w['stp_sz'], sub_seq_len=w['sub_seq_len'], n_batches_train=n_batches)
+    try: return create_dls_silverbox(**kw)
+    except Exception as e:
+        print(f"Silverbox data not available ({type(e).__name__}: {e}); using the simulated Duffing oscillator",
+              file=sys.stderr, flush=True)
+        return create_dls_duffing(**kw)
+
+
+def dls_source(dls) -> str:
+    name = getattr(dls, 'benchmark', '?')
+    return {'silverbox': 'Silverbox (measured data)',
+            'duffing': 'simulated Duffing oscillator (Silverbox-like; the Silverbox files were not found)'}.get(name, name)
 
 
 def run_lite(w:dict, dls, seed:int, bar:bool=True):
@@ -102,61 +126,268 @@ def flat_cos(pct, lr, pct_start=0.75, div_final=1e5):
     return lr + (1 + math.cos(math.pi * (1 - pos))) * (end - lr) / 2
 
 
-def detach(state): return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+def detach(state):
+    "`state` (a tensor or a nested tuple/list of tensors) cut from the graph"
+    if isinstance(state, torch.Tensor): return state.detach()
+    return type(state)(detach(s) for s in state)
+
+
+class BareSim(nn.Module):
+    "Any model of the contract `model(u, state) -> (y, state)` on normalised data, its output in physical units"
+    def __init__(self, model, y_mean, y_std):
+        super().__init__()
+        self.model = model
+        self.register_buffer('y_mean', torch.tensor(y_mean, dtype=torch.float32).reshape(-1))
+        self.register_buffer('y_std', torch.tensor(y_std, dtype=torch.float32).reshape(-1))
+
+    def forward(self, u, state=None):
+        y, state = self.model(u, state)
+        return y * self.y_std + self.y_mean, state
+
+
+def bare_epoch(model:nn.Module, dls, n_skip:int):
+    """One epoch of fit_flat_cos(1, lr=LR) of `model` (`model(u, state) -> (y physical, state)`) as a hand-written
+    loop over the loaders' in-memory windows; returns the final validation loss. Works for any model of the contract."""
+    device = dls.device
+    opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=BETAS, eps=EPS, weight_decay=WD, fused=True)
+    tr, va = dls.train.windows, dls.valid.windows
+    bs, n_batches, win_sz = dls.train.bs, dls.train.n_batches, tr.win_sz
+    L = dls.train.sub_seq_len or win_sz
+    n_sub = win_sz // L
+    steps = torch.arange(win_sz, device=device)
+    # the plan: windows drawn in shuffled rounds (the draws WindowDL makes, from the same generator)
+    need = n_batches * bs
+    idxs = torch.cat([torch.randperm(len(tr)) for _ in range(-(-need // len(tr)))])[:need].to(device)
+    total, step = n_batches * n_sub, 0
+    model.train()
+    for b in range(n_batches):
+        t = tr.starts[idxs[b*bs:(b+1)*bs]][:, None] + steps
+        u, y = tr.u[t], tr.y[t]
+        state = None
+        for i in range(n_sub):
+            lr = flat_cos(step / total, LR)
+            for g in opt.param_groups: g['lr'] = lr
+            pred, state = model(u[:, i*L:(i+1)*L].contiguous(), state)
+            skip = n_skip if i == 0 else 0
+            loss = F.l1_loss(pred[:, skip:], y[:, i*L+skip:(i+1)*L].contiguous())
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            state = detach(state)
+            step += 1
+    # validation: the validation windows in order, state carried across sub-windows, global L1 and RMSE
+    model.eval()
+    sae, sse, n = torch.zeros((), device=device), torch.zeros((), device=device), 0
+    vL = dls.valid.sub_seq_len or va.win_sz
+    vsteps = torch.arange(va.win_sz, device=device)
+    vbs = dls.valid.bs
+    with torch.no_grad():
+        for b in range(0, len(va), vbs):
+            t = va.starts[b:b+vbs][:, None] + vsteps
+            u, y = va.u[t], va.y[t]
+            state = None
+            for i in range(va.win_sz // vL):
+                pred, state = model(u[:, i*vL:(i+1)*vL].contiguous(), state)
+                skip = n_skip if i == 0 else 0
+                e = pred[:, skip:] - y[:, i*vL+skip:(i+1)*vL]
+                sae += e.abs().sum(); sse += (e*e).sum(); n += e.numel()
+    return float(sae / n)
 
 
 def run_bare(w:dict, dls, seed:int):
     "The same epoch as `run_lite`, as a hand-written loop over the same in-memory windows"
     from fastai.basics import set_seed
     set_seed(seed)
-    device = dls.device
-    model = BareRNN(w['rnn_type'], w['hidden_size'], dls.norm_y.mean, dls.norm_y.std).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=BETAS, eps=EPS, weight_decay=WD, fused=True)
-    tr, va = dls.train.windows, dls.valid.windows
-    bs, n_batches, win_sz, n_skip = w['bs'], dls.train.n_batches, w['win_sz'], w['n_skip']
-    L = w['sub_seq_len'] or win_sz
-    n_sub = win_sz // L
-    steps = torch.arange(win_sz, device=device)
+    model = BareRNN(w['rnn_type'], w['hidden_size'], dls.norm_y.mean, dls.norm_y.std).to(dls.device)
+    return timed(lambda: bare_epoch(model, dls, w['n_skip']), dls.device)
 
-    def epoch():
-        # the plan: windows drawn in shuffled rounds (the draws WindowDL makes, from the same generator)
-        need = n_batches * bs
-        idxs = torch.cat([torch.randperm(len(tr)) for _ in range(-(-need // len(tr)))])[:need].to(device)
-        total, step, loss_sum = n_batches * n_sub, 0, torch.zeros((), device=device)
-        model.train()
-        for b in range(n_batches):
-            t = tr.starts[idxs[b*bs:(b+1)*bs]][:, None] + steps
-            u, y = tr.u[t], tr.y[t]
-            state = None
-            for i in range(n_sub):
-                lr = flat_cos(step / total, LR)
-                for g in opt.param_groups: g['lr'] = lr
-                pred, state = model(u[:, i*L:(i+1)*L].contiguous(), state)
-                skip = n_skip if i == 0 else 0
-                loss = F.l1_loss(pred[:, skip:], y[:, i*L+skip:(i+1)*L].contiguous())
-                loss.backward()
-                opt.step()
-                opt.zero_grad()
-                state = detach(state)
-                loss_sum += loss.detach()
-                step += 1
-        # validation: the validation windows in order, state carried across sub-windows, global L1 and RMSE
-        model.eval()
-        sae, sse, n = torch.zeros((), device=device), torch.zeros((), device=device), 0
-        vsteps = torch.arange(va.win_sz, device=device)
-        vbs = dls.valid.bs
-        with torch.no_grad():
-            for b in range(0, len(va), vbs):
-                t = va.starts[b:b+vbs][:, None] + vsteps
-                u, y = va.u[t], va.y[t]
-                state = None
-                for i in range(n_sub):
-                    pred, state = model(u[:, i*L:(i+1)*L].contiguous(), state)
-                    skip = n_skip if i == 0 else 0
-                    e = pred[:, skip:] - y[:, i*L+skip:(i+1)*L]
-                    sae += e.abs().sum(); sse += (e*e).sum(); n += e.numel()
-        return float(sae / n)
-    return timed(epoch, device)
+
+# ------------------------------------------------------------------------------------------------------- families
+FAMILY_NAMES = ['rnn', 'tcn', 'lru', 'linear_ss', 'linear_ss_gru']
+
+
+def build_family(name:str, dls):
+    """(model, n_skip, description): the family at its default size, built once by its own learner constructor (so
+    the initialisation, e.g. LinearSS's BLA fit, is the library's); the timed runs train copies of it"""
+    if name == 'rnn':
+        from tsfast_lite.learner.core import RNNLearner
+        learn, n_skip = RNNLearner(dls), 0
+    elif name == 'tcn':
+        from tsfast_lite.models.tcn import TCNLearner
+        learn = TCNLearner(dls)  # its default n_skip = receptive_field - 1; passed explicitly to both sides below
+        n_skip = learn.model.model.receptive_field - 1
+    elif name == 'lru':
+        from tsfast_lite.models.lru import LRULearner
+        learn, n_skip = LRULearner(dls), 0
+    elif name == 'linear_ss':
+        from tsfast_lite.models.linear_ss import LinearSSLearner
+        learn, n_skip = LinearSSLearner(dls, n_skip=0), 0
+    elif name == 'linear_ss_gru':  # the GRU residual (LinearSSLearner's default residual is the MLP)
+        from tsfast_lite.models.linear_ss import LinearSSLearner
+        learn, n_skip = LinearSSLearner(dls, residual='gru', n_skip=0), 0
+    else: raise ValueError(f"family={name!r} is not supported; valid values are {FAMILY_NAMES}")
+    m = learn.model.model.cpu()
+    kw = {k: getattr(m, k) for k in ('rnn_type', 'nx', 'residual', 'hidden_size', 'num_layers', 'kernel_size',
+                                     'state_size') if isinstance(getattr(m, k, None), (int, str))}
+    desc = f"{type(m).__name__}({', '.join(f'{k}={v}' for k, v in kw.items())}), " \
+           f"{sum(p.numel() for p in m.parameters()):,} parameters, n_skip {n_skip}"
+    return m, n_skip, desc
+
+
+def run_family_lite(base:nn.Module, n_skip:int, dls, seed:int):
+    "One epoch of `seq_learner(dls, copy of base).fit_flat_cos(1, lr=LR)`, default callbacks and progress bar"
+    import copy
+    from fastai.basics import set_seed
+    from tsfast_lite.learner.core import seq_learner
+    learn = seq_learner(dls, copy.deepcopy(base), n_skip=n_skip)
+    def fit():
+        with contextlib.redirect_stdout(io.StringIO()): learn.fit_flat_cos(1, lr=LR)
+        return learn.recorder.values[-1][1]
+    set_seed(seed)
+    return timed(fit, dls.device)
+
+
+def run_family_bare(base:nn.Module, n_skip:int, dls, seed:int):
+    "The same epoch as `run_family_lite`: a copy of `base` (same weights) trained by `bare_epoch`"
+    import copy
+    from fastai.basics import set_seed
+    model = BareSim(copy.deepcopy(base), dls.norm_y.mean, dls.norm_y.std).to(dls.device)
+    set_seed(seed)
+    return timed(lambda: bare_epoch(model, dls, n_skip), dls.device)
+
+
+def family_child(a):
+    "Time the families in this process at one thread setting; write the results as JSON to `a.json_out`"
+    if a.threads_setting != 'default': torch.set_num_threads(int(a.threads_setting))
+    dls = make_dls(WORKLOADS['W1'], a.n_batches)
+    res = dict(threads=torch.get_num_threads(), setting=a.threads_setting, data=dls_source(dls), n_batches=a.n_batches,
+               affinity=sorted(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else None, families={})
+    impls = {'tsfast_lite': run_family_lite, 'bare': run_family_bare}
+    for fam in a.family_list:
+        try: base, n_skip, desc = build_family(fam, dls)
+        except Exception as e:  # a family not (yet) importable or buildable: reported in the table
+            print(f"{fam}: not timed ({e})", flush=True); res['families'][fam] = dict(error=str(e)); continue
+        # warm-up (not timed): first-call costs of both implementations, on an epoch of 1 window-batch
+        dls.train.n_batches = 1
+        for f in impls.values(): f(base, n_skip, dls, 0)
+        dls.train.n_batches = a.n_batches
+        times = {n: [] for n in impls}
+        for r in range(a.repeats):
+            for n in (list(impls) if r % 2 == 0 else list(impls)[::-1]):
+                wall, cpu, vl = impls[n](base, n_skip, dls, r + 1)
+                times[n].append((wall, cpu, float(vl)))
+                print(f"[threads {res['threads']}] {fam} round {r}: {n:12s} wall {wall:7.2f} s  cpu {cpu:7.2f} s  "
+                      f"valid loss {vl:.7f}", flush=True)
+        res['families'][fam] = dict(desc=desc, n_skip=n_skip, times=times,
+                                    updates=a.n_batches * (dls.train.win_sz // dls.train.sub_seq_len))
+    Path(a.json_out).write_text(json.dumps(res))
+
+
+def _load_avg() -> str:
+    try: return ' '.join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError: return '?'
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'): return line.split(':', 1)[1].strip()
+    except OSError: pass
+    return platform.processor() or '?'
+
+
+def run_families(a, argv):
+    "Run `family_child` for each thread setting in a fresh process (1 thread pinned with taskset); write the table"
+    import shutil
+    settings = a.family_threads
+    results, load = [], [_load_avg()]
+    for st in settings:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp)/'res.json'
+            nb = a.n_batches if st == '1' else a.n_batches_threaded
+            cmd = [sys.executable, __file__, '--families-child', st, '--json-out', str(out), '--n-batches',
+                   str(nb), '--repeats', str(a.repeats), '--families', *a.family_list]
+            env = dict(os.environ)
+            pin = None
+            if st == 'default':
+                for k in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'): env.pop(k, None)
+            elif st == '1' and a.pin != 'none' and shutil.which('taskset'):
+                pin = a.pin; cmd = ['taskset', '-c', pin] + cmd
+            print('$ ' + ' '.join(cmd), flush=True)
+            subprocess.run(cmd, env=env, cwd=str(ROOT), check=True)
+            r = json.loads(out.read_text()); r['pin'] = pin
+            results.append(r)
+    load.append(_load_avg())
+    text = families_table(results, a, argv, load)
+    out = Path(a.out or ROOT/'benchmarks'/'results'/('speed_families_quick.md' if a.quick else 'speed_families.md'))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(text)
+
+
+def families_table(results, a, argv, load) -> str:
+    import datetime
+    from fastai.torch_core import default_device
+    device = default_device()
+    dev = f"{device} ({torch.cuda.get_device_name(device)})" if device.type == 'cuda' else 'cpu'
+    r0 = results[0]
+    lines = [f"# Training speed of every model family: tsfast_lite against a bare PyTorch loop"
+             f"{' (QUICK smoke run)' if a.quick else ''}", '',
+             f"Command: `python benchmarks/bench_speed.py {' '.join(argv)}`" +
+             (f" (TSFAST_LITE_DATA={os.environ['TSFAST_LITE_DATA']})" if os.environ.get('TSFAST_LITE_DATA') else ''), '',
+             f"Date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. Machine: {os.cpu_count()} CPU(s) ({_cpu_model()}), "
+             f"device {dev}, torch {torch.__version__}, python {platform.python_version()}. **Other jobs were running on "
+             f"the same CPUs** (load average {load[0]} at the start, {load[1]} at the end), so absolute times are noisy; "
+             "the ratios of the alternating runs are what counts.", '',
+             f"Setting (W1): {r0['data']}, bs 16, win_sz 500, stp_sz 10, TBPTT sub_seq_len 100, one epoch of `fit_flat_cos(1, lr=3e-3)` incl. validation. Each family at its "
+             "default size, built once by its learner constructor (its initialisation included, e.g. LinearSS's BLA "
+             "fit, outside the timing); both sides train copies of that model (same initial weights) from the same seed "
+             "(same windows):", '',
+             "- `tsfast_lite`: `seq_learner(dls, model, n_skip=...).fit_flat_cos(1, lr=3e-3)`, default callbacks and "
+             "progress bar (console output discarded);",
+             "- `bare`: a hand-written loop over the contract `model(u, state) -> (y, state)` (output scaled to physical "
+             "units, fused AdamW betas (0.9, 0.99) eps 1e-5 wd 0.01, the flat-cos learning rate set before every "
+             "update, L1 loss, the state detached and carried between sub-windows, the same validation windows).", '',
+             f"{a.repeats} rounds per setting; the two implementations alternate (order swapped every round). Medians "
+             "over rounds of wall time and of the process's CPU time; `ratio` = median tsfast_lite / median bare; "
+             "`paired` = median over rounds of the per-round CPU-time ratio; `extra ms / update`: the difference of the CPU "
+             "medians per update (framework cost per update, the fit's fixed costs included). `valid loss`: round 1's final validation "
+             "loss (L1, V) of each side; `max rel. diff`: the largest relative difference of the two sides' losses "
+             "over all rounds (same seed within a round). Target: ratio <= 1.05.", '']
+    for r in results:
+        pin = f", pinned to CPU {r['pin']} (taskset)" if r.get('pin') else ''
+        lines.append(f"- threads `{r['setting']}`: torch.get_num_threads() = {r['threads']}{pin}; CPU affinity "
+                     f"{r['affinity']}; {r['n_batches']} window-batches per epoch")
+    lines += ['', '| threads | family | updates | bare wall [s] | lite wall [s] | ratio wall | bare cpu [s] | lite cpu [s] | '
+              'ratio cpu | paired cpu | cpu min–max bare; lite [s] | ms / update (bare cpu) | extra ms / update (lite - bare cpu) | '
+              'valid loss bare | valid loss lite | max rel. diff |', '|---' * 16 + '|']
+    descs, noisy = {}, []
+    for r in results:
+        spread = 1.
+        for fam, f in r['families'].items():
+            if 'error' in f:
+                lines.append(f"| {r['threads']} | {fam} | not timed: {f['error']} |" + ' |' * 13); continue
+            descs[fam] = f['desc']
+            t = f['times']
+            med = {n: (float(np.median([x[0] for x in t[n]])), float(np.median([x[1] for x in t[n]]))) for n in t}
+            rng = lambda n: f"{min(x[1] for x in t[n]):.2f}–{max(x[1] for x in t[n]):.2f}"
+            spread = max(spread, max(max(x[1] for x in t[n]) / min(x[1] for x in t[n]) for n in t))
+            paired = float(np.median([l[1] / b[1] for l, b in zip(t['tsfast_lite'], t['bare'])]))
+            diff = max(abs(l[2] - b[2]) / abs(b[2]) for l, b in zip(t['tsfast_lite'], t['bare']))
+            lines.append(f"| {r['threads']} | {fam} | {f['updates']} | {med['bare'][0]:.2f} | {med['tsfast_lite'][0]:.2f} | "
+                         f"{med['tsfast_lite'][0] / med['bare'][0]:.3f} | {med['bare'][1]:.2f} | {med['tsfast_lite'][1]:.2f} | "
+                         f"{med['tsfast_lite'][1] / med['bare'][1]:.3f} | {paired:.3f} | {rng('bare')}; {rng('tsfast_lite')} | "
+                         f"{1000 * med['bare'][1] / f['updates']:.2f} | "
+                         f"{1000 * (med['tsfast_lite'][1] - med['bare'][1]) / f['updates']:.2f} | {t['bare'][0][2]:.7f} | "
+                         f"{t['tsfast_lite'][0][2]:.7f} | {diff:.1e} |")
+        if spread > 1.5: noisy.append(f"{r['threads']} thread(s)")
+    if noisy:
+        lines += ['', f"At {' and '.join(noisy)}, the CPU time of one implementation varied by more than 1.5x between "
+                  "rounds (min–max column): the other jobs' load, worst with several OpenMP threads on busy cores "
+                  "(benchmarks/README.md, Threads), dominates there, and those ratios measure that noise more than "
+                  "the implementations; `extra ms / update` at 1 thread is the library's cost per update."]
+    lines += ['', 'Models:', ''] + [f"- {k}: {v}" for k, v in descs.items()]
+    return '\n'.join(lines) + '\n'
 
 
 # --------------------------------------------------------------------------------------------------------- tsfast
@@ -261,9 +492,31 @@ def main(argv=None):
                    help='a folder holding another tsfast_lite package (e.g. an older commit), timed side by side '
                         'as `tsfast_lite@DIR` in a worker process')
     p.add_argument('--out', default=None, help='markdown file (default benchmarks/results/speed[_quick].md)')
+    p.add_argument('--families', nargs='*', default=None, choices=FAMILY_NAMES, metavar='FAMILY',
+                   help=f'instead of W1/W2: time every model family ({", ".join(FAMILY_NAMES)}; default all) at its '
+                        'default size on the W1 setting, seq_learner against a bare loop, at each --family-threads '
+                        'setting (writes benchmarks/results/speed_families[_quick].md)')
+    p.add_argument('--family-threads', nargs='+', default=['default', '1'],
+                   help="thread settings for --families, each in a fresh process: 'default' (torch's default) or a "
+                        "number; '1' runs pinned to the CPU --pin")
+    p.add_argument('--n-batches-threaded', type=int, default=None,
+                   help='window-batches per epoch for the --families settings with more than one thread (default '
+                        '--n-batches): on a busy machine a multi-threaded epoch can be many times slower')
+    p.add_argument('--pin', default='1', help="CPU (taskset -c) of the 1-thread --families runs; 'none': not pinned")
     p.add_argument('--worker', nargs=2, default=None, help=argparse.SUPPRESS)
+    p.add_argument('--families-child', dest='threads_setting', default=None, help=argparse.SUPPRESS)
+    p.add_argument('--json-out', default=None, help=argparse.SUPPRESS)
+    argv = sys.argv[1:] if argv is None else argv
     a = p.parse_args(argv)
     if a.worker: return serve(*a.worker, a.threads)
+    if a.families is not None or a.threads_setting is not None:
+        a.family_list = a.families or FAMILY_NAMES
+        if a.n_batches_threaded is None: a.n_batches_threaded = a.n_batches
+        if a.quick:  # a smoke run of under a minute: 1 thread only, unless --family-threads is given
+            a.n_batches = a.n_batches_threaded = 1; a.repeats = 2
+            if '--family-threads' not in argv: a.family_threads = ['1']
+        if a.threads_setting is not None: return family_child(a)
+        return run_families(a, argv)
     torch.set_num_threads(a.threads)
     if a.quick: a.n_batches, a.repeats, a.repeats_w2 = 20, 2, 2
     from fastai.torch_core import default_device

@@ -1,4 +1,6 @@
-"""Faults: an interrupted training resumes exactly, gradients are clipped per update, the same seed gives the same run.
+"""Faults: an interrupted training resumes exactly, gradients are clipped per update, the same seed gives the same run;
+a saved learner loads in a process that never imported tsfast_lite; the command line refuses bad options in one line
+and writes its progress to a log without bar redraws.
 
 A non-finite loss stopping training with the weights from before the bad update is tested in the learner notebook
 (nbs/02_learner/02_loop.ipynb, "A non-finite loss stops training before the update", eager and lazy checks) and,
@@ -103,3 +105,60 @@ def test_same_seed_bit_identical_on_cpu(tmp_path):
     assert torch.equal(la, lb)
     _assert_same(wa, wb)
     assert not torch.equal(la, lc)  # another seed: other initialisation and window order
+
+_LOAD = """
+import json, sys, numpy as np
+from fastai.learner import load_learner   # tsfast_lite is not imported: unpickling must bring what the learner needs
+learn = load_learner(sys.argv[1])
+u = np.load(sys.argv[2])
+res = learn.evaluate_tests(test_sets={'t': (u, learn.predict_sequence(u))}, n_init=0, plot=False)
+print(json.dumps(dict(pred=learn.predict_sequence(u)[:, 0].tolist(), rmse=float(res['rmse'].iloc[0]),
+                      resume=callable(getattr(learn, 'resume_fit', None)), valid=len(learn.dls.valid.windows))))
+"""
+
+def test_load_learner_in_a_process_without_tsfast_lite(tmp_path):
+    "fastai's load_learner in a fresh process gives a learner with all its methods (predict_sequence, evaluate_tests, ...)"
+    import numpy as np
+    import tsfast_lite.inference  # noqa: F401 (predict_sequence, here)
+    learn = make_learner(tmp_path)
+    u = np.random.default_rng(0).standard_normal((300, 1))
+    np.save(tmp_path/'u.npy', u)
+    learn.export(tmp_path/'learner.pkl')
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    r = subprocess.run([sys.executable, '-W', 'ignore', '-c', _LOAD, str(tmp_path/'learner.pkl'), str(tmp_path/'u.npy')],
+                       env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out['rmse'] == 0 and out['resume'] and out['valid'] == 0
+    assert np.allclose(out['pred'], learn.predict_sequence(u)[:, 0], atol=1e-6)
+
+_CLI = "import sys; from tsfast_lite.cli import main; sys.exit(main())"  # what the `tsfast-lite` script runs
+
+def _cli(*args, cwd):
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    return subprocess.run([sys.executable, '-W', 'ignore', '-c', _CLI, *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+def test_cli_bad_option_is_a_one_line_usage_error(tmp_path):
+    r = _cli('--benchmark', 'silverbocks', '--epochs', 1, cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == ''
+    assert r.stderr.splitlines() == ["tsfast-lite: error: benchmark='silverbocks' is unknown; valid values are "
+        "['silverbox', 'wiener_hammerstein', 'cascaded_tanks', 'duffing'] (or the data folder names "
+        "['wienerhammerstein', 'cascadedtanks']) (see tsfast-lite --help)"], r.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+def test_cli_log_has_one_line_per_epoch_and_runs_never_overwrite(tmp_path):
+    "stdout to a pipe (a log): the epoch table, no bar redraws; a second run goes to tsfast_lite_run_2/"
+    files = ['learner.pkl', 'show_results.png', 'test_predictions.png', 'test_scores.csv']
+    for i, folder in enumerate(['tsfast_lite_run', 'tsfast_lite_run_2']):
+        r = _cli('--benchmark', 'duffing', '--epochs', 2, '--n-batches', 3, '--hidden-size', 8, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-3000:]
+        log = r.stdout
+        assert '\r' not in log and '|' not in log, log[:500]  # no progress bar
+        lines = log.splitlines()
+        head = lines.index(next(l for l in lines if l.startswith('epoch ')))
+        assert [l.split()[0] for l in lines[head:head + 3]] == ['epoch', '0', '1'], lines
+        note = f" (tsfast_lite_run holds an earlier run, which is kept)" if i else ''
+        assert f"the run's files go to {folder}/{note}" in lines, lines
+        assert sorted(p.name for p in (tmp_path/folder).iterdir()) == files
+        assert len(log) < 3000, len(log)

@@ -6,25 +6,35 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/05_cli/cli.html.md"""
 
 # %% ../nbs/05_cli/00_cli.ipynb #190331b2
 from __future__ import annotations
-import sys, time
+import os, sys, time
 from pathlib import Path
-from fastcore.script import call_parse
+import numpy as np
+from fastcore.script import anno_parser
 from fastai.basics import set_seed
 from .data import benchmarks
+from .data.loaders import check_sub_seq_len
 from .learner.core import RNNLearner
-from .inference import _check_init  # importing it also patches predict_sequence, evaluate_tests
+from .learner.loop import plain_progress
+import tsfast_lite.inference  # adds predict_sequence, evaluate_tests
 
 # %% auto #0
-__all__ = ['make_dls', 'main']
+__all__ = ['benchmark_name', 'make_dls', 'run_folder', 'OptionError', 'train_benchmark', 'main']
 
 # %% ../nbs/05_cli/00_cli.ipynb #4f916ab1
 _creators = dict(silverbox='create_dls_silverbox', wiener_hammerstein='create_dls_wiener_hammerstein',
                  cascaded_tanks='create_dls_cascaded_tanks', duffing='create_dls_duffing')
 
+def benchmark_name(benchmark:str) -> str:
+    "The benchmark called `benchmark` in any spelling: `wiener_hammerstein`, its data folder `wienerhammerstein`, ..."
+    key = str(benchmark).lower().replace('-', '').replace('_', '').replace(' ', '')
+    for k in _creators:
+        if k.replace('_', '') == key: return k
+    raise ValueError(f"benchmark={benchmark!r} is unknown; valid values are {list(_creators)} (or the data folder "
+                     f"names {[k.replace('_', '') for k in _creators if '_' in k]})")
+
 def make_dls(benchmark:str, fallback:bool=True, **kwargs):
     "DataLoaders of `benchmark`; with `fallback`, the simulated Duffing oscillator when the benchmark's files cannot be had"
-    if benchmark not in _creators:
-        raise ValueError(f"benchmark={benchmark!r} is unknown; valid values are {list(_creators)}")
+    benchmark = benchmark_name(benchmark)
     try: return getattr(benchmarks, _creators[benchmark])(**kwargs), benchmark
     except FileNotFoundError as e:
         if not fallback: raise
@@ -32,10 +42,67 @@ def make_dls(benchmark:str, fallback:bool=True, **kwargs):
               "instead (needs no file).\n", file=sys.stderr)
         return benchmarks.create_dls_duffing(**kwargs), 'duffing'
 
+# %% ../nbs/05_cli/00_cli.ipynb #8dfe5aa4
+def _free(p:Path) -> bool: return not p.exists() or (p.is_dir() and not any(p.iterdir()))
+
+def run_folder(out:str|Path) -> tuple:
+    "(folder, note): `out` when new or empty, else the first free `out_2`, `out_3`, ...; a ValueError for a file"
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"out={str(out)!r} is an existing file; give a folder for the run's files (learner.pkl, "
+                         "test_scores.csv, test_predictions.png, show_results.png)")
+    if _free(p): return p, ''
+    n = 2
+    while not _free(p.with_name(f'{p.name}_{n}')): n += 1
+    return p.with_name(f'{p.name}_{n}'), f"{p} holds an earlier run, which is kept"
+
+def _check_folder(p:Path, out):
+    "Raise a ValueError unless the folder `p` can be created (or is there) and written"
+    a = p
+    while not a.exists() and a != a.parent: a = a.parent
+    if not a.is_dir(): raise ValueError(f"out={str(out)!r}: the folder {p} cannot be created ({a} is a file)")
+    if not os.access(a, os.W_OK | os.X_OK): raise ValueError(f"out={str(out)!r}: the folder {p} cannot be written ({a} is not writable)")
+
+def _make_folder(p:Path, out) -> Path:
+    "Create `p` (and its parents) and check that files can be written in it"
+    try: p.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise ValueError(f"out={str(out)!r}: the folder {p} cannot be created ({e.strerror or e})") from None
+    if not os.access(p, os.W_OK | os.X_OK): raise ValueError(f"out={str(out)!r}: the folder {p} is not writable")
+    return p
+
+# %% ../nbs/05_cli/00_cli.ipynb #17df5633
+def _int(name, v, low=1, extra=''):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+        shown = int(v) if isinstance(v, np.integer) else repr(v)
+        raise ValueError(f"{name}={shown} must be a {'positive' if low == 1 else 'non-negative'} integer{extra}")
+    return int(v)
+
+_RNN_TYPES, _CLI_INITS = ('lstm', 'gru', 'rnn'), ('zero', 'estimate')
+
+def _check_options(benchmark, epochs, lr, rnn_type, hidden_size, win_sz, stp_sz, sub_seq_len, bs, n_batches, seed, init):
+    "Every option's value, checked (a ValueError naming the option and what is valid); returns the benchmark's name"
+    for name, v in dict(epochs=epochs, hidden_size=hidden_size, win_sz=win_sz, stp_sz=stp_sz, bs=bs).items(): _int(name, v)
+    _int('sub_seq_len', sub_seq_len, 0, ' (0: full BPTT)'); _int('n_batches', n_batches, 0, ' (0: all windows)')
+    _int('seed', seed, 0)
+    if seed >= 2**32: raise ValueError(f"seed={seed} must be smaller than 2**32")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.number)) or not 0 < lr < float('inf'):
+        raise ValueError(f"lr={lr!r} must be a positive finite number (the maximum learning rate)")
+    if rnn_type not in _RNN_TYPES: raise ValueError(f"rnn_type={rnn_type!r} is not supported; valid values are {list(_RNN_TYPES)}")
+    if init not in _CLI_INITS: raise ValueError(f"init={init!r} must be one of {list(_CLI_INITS)}")
+    if sub_seq_len: check_sub_seq_len(sub_seq_len, win_sz)
+    return benchmark_name(benchmark)
+
+class OptionError(ValueError):
+    "A bad option value or an unusable output folder, found before training: the command line shows it as a usage error"
+
+def _save_figure(fig, path):
+    import matplotlib.pyplot as plt
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
 # %% ../nbs/05_cli/00_cli.ipynb #d4fb5bf1
-@call_parse
-def main(
-    benchmark:str='silverbox', # silverbox, wiener_hammerstein, cascaded_tanks or duffing (simulated, no file)
+def train_benchmark(
+    benchmark:str='silverbox', # silverbox, wiener_hammerstein, cascaded_tanks or duffing (simulated, no file); data folder names work too
     epochs:int=10, # training epochs (fit_flat_cos)
     lr:float=3e-3, # maximum learning rate
     rnn_type:str='lstm', # lstm, gru or rnn
@@ -46,34 +113,63 @@ def main(
     bs:int=16, # windows per batch
     n_batches:int=0, # window-batches per epoch (0: all windows)
     seed:int=0, # random seed
-    out:str='tsfast_lite_run', # folder for the saved learner, scores and plots
+    out:str='tsfast_lite_run', # folder for the saved learner, scores and plots (if it holds files: out_2, out_3, ...)
     no_fallback:bool=False, # fail instead of training on the simulated system when the benchmark's files are missing
     init:str='zero', # initial state of the test simulations: zero, or estimate (from the first n_init samples)
 ):
     "Train a TBPTT model on a benchmark, print validation metrics and test scores, save the learner and plots"
-    _check_init(init)
+    try:
+        name = _check_options(benchmark, epochs, lr, rnn_type, hidden_size, win_sz, stp_sz, sub_seq_len, bs, n_batches,
+                              seed, init)
+        folder, note = run_folder(out)
+        _check_folder(folder, out)
+        set_seed(seed)
+        dls, used = make_dls(name, fallback=not no_fallback, win_sz=win_sz, stp_sz=stp_sz, bs=bs,
+                             sub_seq_len=sub_seq_len or None, n_batches_train=n_batches or None)
+        if init == 'estimate' and dls.test_sets and not dls.n_init:
+            raise ValueError(f"init='estimate' needs initialisation samples; the {used} test sets have n_init=0")
+        learn = RNNLearner(dls, rnn_type=rnn_type, hidden_size=hidden_size)
+        _make_folder(folder, out)
+    except ValueError as e: raise OptionError(str(e)) from e
     import matplotlib
     matplotlib.use('Agg')
-    set_seed(seed)
-    dls, used = make_dls(benchmark, fallback=not no_fallback, win_sz=win_sz, stp_sz=stp_sz, bs=bs,
-                         sub_seq_len=sub_seq_len or None, n_batches_train=n_batches or None)
     print(f"{used}: {dls.train.n} training windows of {win_sz} samples, {dls.valid.n} validation windows, "
           f"test sets {list(dls.test_sets)}; " + (f"TBPTT with sub_seq_len={sub_seq_len}" if sub_seq_len else "full BPTT"))
-    learn = RNNLearner(dls, rnn_type=rnn_type, hidden_size=hidden_size)
+    print(f"the run's files go to {folder}/" + (f" ({note})" if note else ''), flush=True)
     t0 = time.time()
     learn.fit_flat_cos(epochs, lr=lr)
     print(f"trained in {time.time() - t0:.0f} s")
     loss, rmse = learn.validate()
     print(f"validation: loss {loss:.6f}, fun_rmse {rmse:.6f} (physical units of y)")
-    res = learn.evaluate_tests(init=init)
-    print(f"\nofficial test sets (free-run simulation from the {'estimated' if init == 'estimate' else 'zero'} initial "
-          "state, first n_init samples not scored):")
-    print(res.to_string(float_format=lambda v: f"{v:.4f}"))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    res.attrs.pop('figure').savefig(out/'test_predictions.png', dpi=110)
-    learn.show_results(max_n=2).savefig(out/'show_results.png', dpi=110)
-    learn.export((out/'learner.pkl').absolute())
-    res.to_csv(out/'test_scores.csv')
-    print(f"\nsaved {out/'learner.pkl'}, {out/'test_scores.csv'}, {out/'test_predictions.png'}, {out/'show_results.png'}")
+    learn.export((folder/'learner.pkl').absolute())
+    learn.show_results(max_n=2)
+    import matplotlib.pyplot as plt
+    _save_figure(plt.gcf(), folder/'show_results.png')
+    saved = [folder/'learner.pkl', folder/'show_results.png']
+    if dls.test_sets:
+        res = learn.evaluate_tests(init=init)
+        print(f"\nofficial test sets (free-run simulation from the {'estimated' if init == 'estimate' else 'zero'} "
+              "initial state, first n_init samples not scored):")
+        print(res.to_string(float_format=lambda v: f"{v:.4f}"))
+        _save_figure(res.attrs.pop('figure'), folder/'test_predictions.png')
+        res.to_csv(folder/'test_scores.csv')
+        saved += [folder/'test_scores.csv', folder/'test_predictions.png']
+    else: res = None; print(f"\n{used} has no test sets: no test scores")
+    print(f"\nsaved {', '.join(map(str, saved))}")
     return res
+
+# %% ../nbs/05_cli/00_cli.ipynb #74ddf3e9
+def _usage_error(prog:str, message:str):
+    "argparse's usage error in one line (its usage block lists every option; `--help` shows them)"
+    sys.stderr.write(f"{prog}: error: {message} (see {prog} --help)\n")
+    raise SystemExit(2)
+
+def main(argv:list|None=None, # the arguments (default: the command line's, `sys.argv[1:]`)
+        ):
+    "The command line `tsfast-lite`: `train_benchmark`'s arguments as options; a bad value is a one-line usage error"
+    p = anno_parser(train_benchmark, prog='tsfast-lite')
+    p.error = lambda message: _usage_error(p.prog, message)  # also argparse's own errors (`--epochs ten`)
+    args = vars(p.parse_args(argv))
+    for k in ('pdb', 'xtra'): args.pop(k, None)  # fastcore's hidden options
+    try: train_benchmark(**args)
+    except OptionError as e: p.error(str(e))

@@ -70,7 +70,7 @@ def _check_state(state, model, device):
 def predict_sequence(self:SeqLearner,
                      u, # raw inputs in physical units, shape [T, n_u]
                      chunk_sz:int|None=None, # samples per forward pass (default 65,536); memory is bounded by it
-                     progress:bool|None=None, # show a progress bar (default: when there are more than 8 chunks)
+                     progress:bool|None=None, # show a progress bar (default: more than 8 chunks, and not in a log)
                      state=None, # initial state, e.g. from `estimate_state` (default: the zero state)
                     ) -> np.ndarray:
     "Simulate the outputs [T, n_y] (physical units) from `u` alone, from `state`, carrying the state across chunks"
@@ -81,7 +81,7 @@ def predict_sequence(self:SeqLearner,
         raise ValueError(f"chunk_sz={chunk_sz!r} must be a positive integer")
     device = next(model.parameters()).device
     starts = range(0, len(u), chunk_sz)
-    if progress is None: progress = len(starts) > 8
+    if progress is None: progress = len(starts) > 8 and not plain_progress()  # no bar redraws in a log
     _check_state(state, model, device)
     was_training, out = model.training, np.empty((len(u), len(model.y_mean)))
     model.eval()
@@ -131,20 +131,50 @@ def estimate_state(self:SeqLearner,
     return detach_state(state)
 
 # %% ../nbs/03_inference/00_inference.ipynb #59898fa4
-def plot_test_predictions(results:dict, fs=None, unit:str='', n_init:int=0):
-    "Plot measured and simulated outputs and their error, one row per test set; `results` maps name -> (y, pred)"
+def plot_test_predictions(
+    results:dict, # test set name -> (y measured, y simulated), arrays [T, n_y] in physical units
+    fs=None, # sampling frequency [Hz] (None: samples on the time axis)
+    unit:str='', # unit of the plotted outputs (the benchmark's score unit, e.g. 'mV')
+    n_init:int=0, # initialisation samples at the start of each record, not scored (shaded)
+    y_names=None, # output names (default y0, y1, ...)
+    scale:float=1., # factor from the outputs' unit to `unit` (e.g. 1000 from V to mV)
+    zoom:int=500, # scored samples shown in the zoomed panel
+):
+    "Per test set and output: measured and simulated over the whole record, the error below, and the first `zoom` scored samples"
     import matplotlib.pyplot as plt
-    n = len(results)
-    fig, axs = plt.subplots(n, 1, figsize=(10, 2.8*n), squeeze=False)
-    for ax, (name, (y, p)) in zip(axs[:, 0], results.items()):
-        t = np.arange(len(y)) / fs if fs else np.arange(len(y))
-        ax.plot(t, y[:, 0], lw=0.8, label='measured')
-        ax.plot(t, p[:, 0], lw=0.8, label='simulated')
-        ax.plot(t, y[:, 0] - p[:, 0], lw=0.8, label='error')
-        if n_init: ax.axvspan(t[0], t[min(n_init, len(t)-1)], color='grey', alpha=0.2, label='initialisation')
-        ax.set_title(name); ax.set_xlabel('time [s]' if fs else 'sample')
-    axs[0, 0].legend(loc='upper right', fontsize='small')
-    fig.tight_layout()
+    rows = [(name, k) for name, (y, _) in results.items() for k in range(np.shape(y)[1])]
+    fig = plt.figure(figsize=(13, 6.4 * len(rows)), layout='constrained')
+    tl = 'time [s]' if fs else 'sample'
+    for sf, (name, k) in zip(np.atleast_1d(fig.subfigures(len(rows), 1)), rows):
+        y, p = (np.asarray(a, dtype=np.float64)[:, k] * scale for a in results[name])
+        t = np.arange(len(y)) / fs if fs else np.arange(len(y), dtype=np.float64)
+        nm = y_names[k] if y_names is not None else f'y{k}'
+        yl, el, u_ = (f'{nm} [{unit}]', f'error [{unit}]', f' {unit}') if unit else (nm, 'error', '')
+        err = y - p
+        rmse = float(np.sqrt(np.nanmean(err[n_init:]**2))) if len(y) > n_init else np.nan
+        z = slice(n_init, min(len(y), n_init + zoom))
+        ax, ae, az = sf.subplots(3, 1, height_ratios=(2, 1, 2))
+        ae.sharex(ax)
+        # the whole record: the simulated line under a thin measured one, so that each shows where they differ
+        ax.plot(t, p, color='C1', lw=1.0, label='simulated')
+        ax.plot(t, y, color='k', lw=0.3, label='measured')
+        ae.plot(t, err, color='C3', lw=0.4, label='measured - simulated')
+        # the zoom: the first scored samples, where single oscillations are visible
+        az.plot(t[z], y[z], color='k', lw=1.6, label='measured')
+        az.plot(t[z], p[z], color='C1', lw=1.2, ls='--', label='simulated')
+        az.plot(t[z], err[z], color='C3', lw=0.8, label='measured - simulated')
+        if n_init:
+            for a in (ax, ae): a.axvspan(t[0], t[min(n_init, len(t) - 1)], color='grey', alpha=0.25, lw=0,
+                                         label=f'initialisation ({n_init} samples, not scored)')
+        sf.suptitle(f'{name} ({nm}): RMSE {rmse:.4g}{u_} over the {max(len(y) - n_init, 0)} scored samples',
+                    x=0.01, ha='left', fontsize='large')
+        ax.set_title(f'whole record, {len(y)} samples', fontsize='medium', loc='left')
+        az.set_title(f'zoom: the first {z.stop - z.start} scored samples', fontsize='medium', loc='left')
+        for a, lab in ((ax, yl), (ae, el), (az, yl)): a.set_ylabel(lab); a.grid(alpha=0.3)
+        ax.tick_params(labelbottom=False); ae.set_xlabel(tl); az.set_xlabel(tl)
+        ax.margins(y=0.2); az.margins(y=0.2)  # room for the legends above the lines
+        for a in (ax, ae, az):
+            for h in a.legend(loc='upper right', fontsize='small', ncol=3).get_lines(): h.set_linewidth(max(h.get_linewidth(), 1.5))
     return fig
 
 # %% ../nbs/03_inference/00_inference.ipynb #9c3f382e
@@ -232,7 +262,7 @@ def evaluate_tests(self:SeqLearner,
     df = pd.DataFrame(rows).set_index('test_set')
     df.attrs['init'] = init
     if plot:  # shared, not copied, by the frames pandas derives from df (pandas deep-copies attrs)
-        fig = plot_test_predictions(results, fs=dls.fs, n_init=n_init)
+        fig = plot_test_predictions(results, fs=dls.fs, unit=unit, n_init=n_init, y_names=list(dls.y_names), scale=scale)
         fig.__deepcopy__ = lambda memo, fig=fig: fig
         df.attrs['figure'] = fig
     return df

@@ -20,6 +20,7 @@ from fastprogress.fastprogress import master_bar, progress_bar
 from .data.loaders import SeqDataLoaders, check_sub_seq_len, divisors
 from fastai.callback.core import Callback, CancelTrainException, CancelValidException
 from .learner.core import RNNLearner
+from .learner.loop import plain_progress
 
 # %% auto #0
 __all__ = ['xcorr', 'pacf_from_acf', 'decay_lag', 'last_significant_lag', 'nearest_divisor', 'attach_figure', 'plot_correlations',
@@ -321,28 +322,33 @@ def tbptt_grid_search(
     learner_kwargs = dict(learner_kwargs or {})
     for k in ('sub_seq_len', 'k2'):
         if k in learner_kwargs: raise ValueError(f"learner_kwargs sets {k!r}; give it through sub_seq_lens/k2s instead")
-    _warm_up(RNNLearner(base if configs[0][0] is None else make(configs[0][0]), sub_seq_len=configs[0][0],
-                        k2=configs[0][1], **learner_kwargs), fit, lr)
-    rows, mb = [], master_bar(configs)
+    # every candidate is built (not trained) first: one that the learner refuses fails before anything trains
+    loaders = {c[0]: base if c[0] is None else make(c[0]) for c in configs}
+    for s, k2 in configs:
+        try: learn = RNNLearner(loaders[s], sub_seq_len=s, k2=k2, **learner_kwargs)
+        except ValueError as e: raise ValueError(f"Candidate {_config_label(s, k2, win_sz)}: {e}") from None
+        valid_names = ['valid_loss'] + [m.name for m in learn.metrics]
+        if metric not in valid_names:
+            raise KeyError(f"metric={metric!r} is not computed; the validation values are {valid_names}")
+    _warm_up(RNNLearner(loaders[configs[0][0]], sub_seq_len=configs[0][0], k2=configs[0][1], **learner_kwargs), fit, lr)
+    plain = plain_progress()  # in a log: one line per run instead of redrawn bars
+    rows, mb = [], configs if plain else master_bar(configs)
     for s, k2 in mb:
-        d = base if s is None else make(s)
-        label = _config_label(s, k2, win_sz)
-        for r in progress_bar(range(n_repeats), parent=mb):
-            mb.child.comment = label
+        d, label = loaders[s], _config_label(s, k2, win_sz)
+        for r in (range(n_repeats) if plain else progress_bar(range(n_repeats), parent=mb)):
+            if not plain: mb.child.comment = label
             set_seed(seed + r)
             learn = RNNLearner(d, sub_seq_len=s, k2=k2, **learner_kwargs)
-            valid_names = ['valid_loss'] + [m.name for m in learn.metrics]
-            if metric not in valid_names:
-                raise KeyError(f"metric={metric!r} is not computed; the validation values are {valid_names}")
             with learn.no_bar(), learn.no_logging(), PeakMemory(d.device) as pm:
                 t0 = time.perf_counter()
                 getattr(learn, fit)(n_epoch, lr)
                 dt = time.perf_counter() - t0
             names = learn.recorder.metric_names[1:-1]  # the values of recorder.values: epoch and time left out
-            rows.append(dict(config=label, sub_seq_len=s, k2=(k2 or s or win_sz), repeat=r,
-                             **{metric: learn.recorder.values[-1][names.index(metric)]}, time_s=dt,
-                             peak_mem_mb=pm.peak_mb, steps_per_epoch=len(d.train)))
-        mb.main_bar.comment = label
+            value = learn.recorder.values[-1][names.index(metric)]
+            rows.append(dict(config=label, sub_seq_len=s, k2=(k2 or s or win_sz), repeat=r, **{metric: value},
+                             time_s=dt, peak_mem_mb=pm.peak_mb, steps_per_epoch=len(d.train)))
+            if plain: print(f"{label}, repeat {r + 1}/{n_repeats}: {metric} {value:.6g}, {dt:.1f} s", flush=True)
+        if not plain: mb.main_bar.comment = label
     runs = pd.DataFrame(rows)
     agg = runs.groupby('config', sort=False).agg(
         sub_seq_len=('sub_seq_len', 'first'), k2=('k2', 'first'),

@@ -236,8 +236,8 @@ class SeqDataLoaders(DataLoaders):
         return res
 
     def show_batch(self, max_n:int=4, **kwargs):
-        "Plot `max_n` training windows: outputs above inputs, in physical units"
-        return self.train.show_batch(max_n=max_n, norm_u=self.norm_u, fs=self.fs, **kwargs)
+        "Plot `max_n` training windows: outputs above inputs, in physical units (like fastai's, it returns nothing)"
+        self.train.show_batch(max_n=max_n, norm_u=self.norm_u, fs=self.fs, **kwargs)
 
 # %% ../../nbs/00_data/01_dataloaders.ipynb #7c2e9a02
 def _check_norm(arg:str, stats, names:list, role:str) -> NormStats|None:
@@ -377,8 +377,8 @@ def plot_windows(u, y, u_names, y_names, fs=None, preds=None, max_n:int=4, figsi
 def _denorm_u(u, norm_u): return u.cpu().numpy() * norm_u.std + norm_u.mean
 
 def _show_batch(self:WindowDL, max_n:int=4, norm_u:NormStats=None, fs=None, **kwargs):
-    "Plot `max_n` whole windows of this loader in physical units"
+    "Plot `max_n` whole windows of this loader in physical units; nothing is returned (Jupyter would show it twice)"
     u, y = next(iter_windows(self.new(num_workers=0)))
-    return plot_windows(_denorm_u(u, norm_u), y.cpu().numpy(), norm_u.names, self.windows.y_names, fs=fs,
-                        max_n=max_n, **kwargs)
+    plot_windows(_denorm_u(u, norm_u), y.cpu().numpy(), norm_u.names, self.windows.y_names, fs=fs,
+                 max_n=max_n, **kwargs)
 WindowDL.show_batch = _show_batch

@@ -6,7 +6,7 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/02_learner/checkpoint.html.md"""
 
 # %% ../../nbs/02_learner/04_checkpoint.ipynb #f5d8db80
 from __future__ import annotations
-import os, re, json, time, uuid, base64, random, inspect, warnings
+import os, re, json, time, uuid, base64, pickle, random, inspect, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -131,6 +131,14 @@ def _num(v):
     try: return float(v)
     except (TypeError, ValueError): return None
 
+def _in_fit(learn:Learner) -> bool:
+    "Whether `Learner.fit` is running on `learn`"
+    f = inspect.currentframe()
+    while f is not None:
+        if f.f_code is Learner.fit.__code__ and f.f_locals.get('self') is learn: return True
+        f = f.f_back
+    return False
+
 class CheckpointCB(Callback):
     "Save a resumable checkpoint (weights, optimizer, random state, epoch, fit arguments) every `every_epoch` epochs"
     order = 55  # after the Recorder (50) has logged the epoch, before trackers that may stop the fit (60+)
@@ -145,8 +153,11 @@ class CheckpointCB(Callback):
             raise ValueError(f"fname={fname!r} must be a plain file name (the checkpoint goes to learn.path/learn.model_dir)")
         self.fname, self.every_epoch, self.last_saved = fname, int(every_epoch), None
 
+    _only_train_loop = True  # fastai's `summary` leaves it out, as it does its trackers
+
     def before_fit(self):
-        self.active = not hasattr(self.learn, 'lr_finder')  # lr_find's mock training is not a fit to resume
+        # lr_find's mock training is not a fit to resume; validate, get_preds and summary send before_fit without a fit
+        self.active = _in_fit(self.learn) and not hasattr(self.learn, 'lr_finder')
         if not self.active: return
         self.schedule, self.fit_kwargs = running_fit(self.learn)
         self.train_batches = len(self.dls.train)
@@ -182,6 +193,13 @@ class _ResumeCB(Callback):
                 rec.smooth_loss.val, rec.smooth_loss.count = torch.tensor(sm[0], dtype=torch.float32), sm[1]
 
 # %% ../../nbs/02_learner/04_checkpoint.ipynb #524b6002
+def _unreadable(w:Path, js:Path, e:Exception) -> OSError:
+    "The error for a weights file torch cannot read: which file, why, and what to do"
+    why = f"{type(e).__name__}: {str(e).splitlines()[0]}" if str(e).strip() else type(e).__name__
+    return OSError(f"Checkpoint weights {w} cannot be read ({why}), {w.stat().st_size} bytes: the file is empty, "
+                   f"truncated or damaged (an interrupted copy, a full disk?). Restore it from a copy, or delete {js} "
+                   "and its weights to train from the start")
+
 @patch
 def load_checkpoint(self:Learner,
                     fname:str='checkpoint', # the name given to `CheckpointCB`
@@ -194,7 +212,9 @@ def load_checkpoint(self:Learner,
         raise FileNotFoundError(f"No checkpoint {fname!r} in {d} ({js.name} is missing): train with "
                                 f"cbs=CheckpointCB({fname!r}) to write one")
     try: meta = json.loads(js.read_text())
-    except ValueError as e: raise ValueError(f"Checkpoint {js} is not valid JSON ({e}); it was not written by CheckpointCB") from e
+    except ValueError as e:
+        raise ValueError(f"Checkpoint {js} is not valid JSON ({e}): it is damaged or was not written by CheckpointCB; "
+                         f"restore it from a copy, or delete it to train from the start") from e
     if not isinstance(meta, dict) or meta.get('format') != _FORMAT:
         raise ValueError(f"Checkpoint {js} is not a tsfast_lite checkpoint (expected format {_FORMAT!r})")
     w = d/f"{meta['weights']}.pth"
@@ -203,8 +223,10 @@ def load_checkpoint(self:Learner,
         warnings.simplefilter('always')
         try: self.load(meta['weights'], with_opt=with_opt)
         except RuntimeError as e:
+            if 'state_dict' not in str(e): raise _unreadable(w, js, e) from e  # torch's reader: a damaged file
             raise RuntimeError(f"Checkpoint {w.name} does not fit this learner's model (build the learner as for the "
                                f"interrupted fit): {e}") from e
+        except (OSError, EOFError, pickle.UnpicklingError) as e: raise _unreadable(w, js, e) from e
     for x in ws:
         if with_opt and 'optimizer state' in str(x.message):
             raise RuntimeError(f"Checkpoint {w.name}: {x.message} Resuming needs the optimizer state of the checkpoint "

@@ -6,10 +6,11 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/02_learner/learner.html.md"""
 
 # %% ../../nbs/02_learner/03_learner.ipynb #25379fa5
 from __future__ import annotations
+import re
 import numpy as np
 import torch
 from torch import nn
-from fastcore.basics import listify
+from fastcore.basics import listify, PrettyString
 from fastcore.xtras import ContextManagers
 from fastai.callback.core import Callback
 from fastai.callback.training import GradientClip
@@ -32,14 +33,18 @@ class _WindowGatherCB(Callback):
     def after_batch(self):
         start = getattr(self.learn.dl, 'window_start', True)
         if start and self.cur is not None: self.res.append(self.cur)
-        item = [self.learn.xb[0].detach().cpu(), self.learn.pred.detach().cpu(), self.learn.yb[0].detach().cpu()]
+        yb = self.learn.yb  # empty when only inputs are run (fastai's `summary`)
+        item = [self.learn.xb[0].detach().cpu(), self.learn.pred.detach().cpu(), yb[0].detach().cpu() if len(yb) else None]
         if start or self.cur is None: self.cur = [[t] for t in item]
         else:
             for l,t in zip(self.cur, item): l.append(t)
     def after_validate(self):
         if self.cur is not None: self.res.append(self.cur); self.cur = None
     def tensors(self):
-        out = [torch.cat([torch.cat(parts, 1) for parts in [r[i] for r in self.res]], 0) for i in range(3)]
+        def glue(i):
+            parts = [r[i] for r in self.res]
+            return None if any(t is None for p in parts for t in p) else torch.cat([torch.cat(p, 1) for p in parts], 0)
+        out = [glue(i) for i in range(3)]
         return out if self.with_input else out[1:]
 
 # %% ../../nbs/02_learner/03_learner.ipynb #2d8bf8a2
@@ -48,6 +53,7 @@ class SeqLearner(LeanLearner):
     def get_preds(self, ds_idx:int=1, dl=None, with_input:bool=False, with_decoded:bool=False, with_loss:bool=False,
                   act=None, inner:bool=False, reorder:bool=True, cbs=None, **kwargs) -> tuple:
         "Predictions and targets of whole windows ([n_windows, T, n_y], physical units); inputs (normalised) first with `with_input`"
+        self._check_dls()
         if dl is None: dl = self.dls[ds_idx].new(shuffle=False, drop_last=False, n_batches=None)
         cb = _WindowGatherCB(with_input)
         with ContextManagers(self.validation_context(cbs=listify(cbs) + [cb], inner=inner)):
@@ -60,8 +66,19 @@ class SeqLearner(LeanLearner):
             res.append(torch.stack([lf(p[None], t[None]) for p,t in zip(res[-3 if with_decoded else -2], res[-1])]))
         return tuple(res)
 
+    def _check_dls(self):
+        "Refuse DataLoaders the model cannot use, before fastai's validation context is entered (it is not unwound)"
+        for cb in self.cbs:
+            if isinstance(cb, SeqCB): cb.check_dls(self.dls)
+
+    def validate(self, ds_idx:int=1, dl=None, cbs=None):
+        "fastai's `validate`: [valid_loss, metrics...] over whole windows, after checking the DataLoaders"
+        self._check_dls()
+        return super().validate(ds_idx=ds_idx, dl=dl, cbs=cbs)
+
     def show_results(self, ds_idx:int=1, dl=None, max_n:int=4, shuffle:bool=True, **kwargs):
         "Plot `max_n` whole windows: measured and predicted outputs over each other, inputs below, physical units"
+        # like fastai's, it plots and returns nothing (a returned figure is shown twice in Jupyter): `plt.gcf()` is it
         if dl is None:
             dl = self.dls[ds_idx].new(shuffle=shuffle, drop_last=False, n_batches=1, bs=min(max_n, self.dls[ds_idx].bs))
         u, pred, y = self.get_preds(dl=dl, with_input=True)
@@ -69,8 +86,27 @@ class SeqLearner(LeanLearner):
         u = u.numpy() * nu.std + nu.mean
         pad = u.shape[1] - pred.shape[1]  # n_skip warm-up samples are not predicted-and-scored: show them blank
         nan = np.full((pred.shape[0], pad, pred.shape[2]), np.nan)
-        return plot_windows(u, np.concatenate([nan, y.numpy()], 1), nu.names, self.dls.norm_y.names,
-                            fs=self.dls.fs, preds=np.concatenate([nan, pred.numpy()], 1), max_n=max_n, **kwargs)
+        plot_windows(u, np.concatenate([nan, y.numpy()], 1), nu.names, self.dls.norm_y.names,
+                     fs=self.dls.fs, preds=np.concatenate([nan, pred.numpy()], 1), max_n=max_n, **kwargs)
+
+    def summary(self) -> str:
+        "fastai's `summary` (layers, output shapes and parameters on one batch of inputs); its totals count every parameter"
+        res = super().summary()
+        ps = list(self.model.parameters())
+        n, nt = sum(p.numel() for p in ps), sum(p.numel() for p in ps if p.requires_grad)
+        m = re.search(r'Total params: ([\d,]+)\nTotal trainable params: [\d,]+\nTotal non-trainable params: [\d,]+\n', res)
+        if m is None or int(m[1].replace(',', '')) == n: return res
+        # fastai counts the parameters of layers with a `weight` attribute only: not a recurrent layer's, nor the
+        # encoder's (the batch has no targets for it to read, so it does not run)
+        fixed = (f'Total params: {n:,}\nTotal trainable params: {nt:,}\nTotal non-trainable params: {n - nt:,}\n'
+                 f'(the table lists the parameters of layers with a `weight` attribute, {m[1]}; the totals count all)\n')
+        return PrettyString(res[:m.start()] + fixed + res[m.end():])
+
+    def __setstate__(self, state):
+        "Unpickling (`load_learner`) imports the modules that add methods to this class, tsfast_lite imported or not"
+        from tsfast_lite import inference  # predict_sequence, estimate_state, encode_state, evaluate_tests
+        from tsfast_lite.learner import checkpoint  # load_checkpoint, resume_fit
+        super().__setstate__(state)
 
 class TbpttLearner(SeqLearner):
     "A `SeqLearner` training on ordered sub-windows with the state carried by its `TbpttResetCB`"

@@ -18,12 +18,15 @@ from fastai.callback.progress import ProgressCallback
 from fastai.optimizer import OptimWrapper, set_item_pg
 from fastai.callback.schedule import ParamScheduler
 from fastai.torch_core import maybe_gather, num_distrib
+import sys
+from fastai.learner import noop  # the `noop` of `Learner.no_logging` (fastai defines its own)
+from fastprogress.fastprogress import IN_NOTEBOOK
 import fastai.callback.all  # fit_one_cycle, fit_flat_cos, lr_find, progress bars, trackers
 from fastcore.xtras import modify_exception
 
 # %% auto #0
 __all__ = ['FastOptimWrapper', 'default_opt_func', 'SmoothLoss', 'SeqRecorder', 'SeqCastToTensor', 'SeqTrainEvalCallback',
-           'SeqParamScheduler', 'SeqProgressCallback', 'LeanLearner', 'TerminateOnNonFiniteCB']
+           'SeqParamScheduler', 'plain_progress', 'SeqProgressCallback', 'LeanLearner', 'TerminateOnNonFiniteCB']
 
 # %% ../../nbs/02_learner/02_loop.ipynb #0b79a6a5
 class FastOptimWrapper(OptimWrapper):
@@ -148,14 +151,53 @@ class SeqParamScheduler(ParamScheduler):
         opt = self.learn.opt
         for p in self.scheds.keys(): self.hps[p].append(opt.hyper(p) if isinstance(opt, FastOptimWrapper) else opt.hypers[-1][p])
 
+def plain_progress() -> bool:
+    "Whether output goes to a log (stdout neither a terminal nor a notebook): progress is then one line per epoch"
+    if IN_NOTEBOOK: return False
+    try: return not sys.stdout.isatty()
+    except (AttributeError, ValueError): return True  # a replaced or closed stdout
+
+def _table_row(cells, widths) -> str:
+    "fastprogress's console table row: each cell padded to its column's width plus two spaces"
+    return ''.join(c + ' ' * (2 + w - len(c)) for c, w in zip(cells, widths)).rstrip()
+
 class SeqProgressCallback(ProgressCallback):
-    "fastai's `ProgressCallback` reading the smoothed loss (a device synchronisation on a GPU) only when the bar redraws"
+    "fastai's `ProgressCallback` reading the smoothed loss only when the bar redraws; in a log, one line per epoch, no bar"
+    def __init__(self,
+                 plain:bool|None=None, # True: no bars, the epoch table only; None: when `plain_progress()` (a log)
+                ): self.plain = plain
     @property
     def name(self): return 'progress'
+    def before_fit(self):
+        self.in_log = plain_progress() if self.plain is None else self.plain
+        if not self.in_log: return super().before_fit()
+        self.old_logger, self.widths = self.learn.logger, None
+        if self.old_logger is not noop:
+            self.learn.logger = self._write_row
+            self._write_row(self.recorder.metric_names)
+    def _write_row(self, log):
+        "Print one row of the epoch table (the header first) at once, without a bar"
+        cells = [f'{l:.6f}' if isinstance(l, float) else str(l) for l in log]
+        if self.widths is None: self.widths = [max(8, len(c)) for c in cells]
+        print(_table_row(cells, self.widths), flush=True)
+    def before_epoch(self):
+        if not self.in_log: super().before_epoch()
+    def before_train(self):
+        if not self.in_log: super().before_train()
+    def before_validate(self):
+        if not self.in_log: super().before_validate()
+    def after_train(self):
+        if not self.in_log: super().after_train()
+    def after_validate(self):
+        if not self.in_log: super().after_validate()
     def after_batch(self):
+        if self.in_log: return
         v = self.iter + 1
         if _redraws(self.pbar, v) and hasattr(self, 'smooth_loss'): self.pbar.comment = f'{self.smooth_loss.item():.4f}'
         self.pbar.update(v)
+    def after_fit(self):
+        if not self.in_log: return super().after_fit()
+        self.learn.logger = self.old_logger
 
 # %% ../../nbs/02_learner/02_loop.ipynb #2d8bf8a2
 _INNER_EVENTS = frozenset(('before_batch after_pred after_loss before_backward after_cancel_backward after_backward '

@@ -6,13 +6,38 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/02_learner/tbptt.html.md"""
 
 # %% ../../nbs/02_learner/01_tbptt.ipynb #c7b49197
 from __future__ import annotations
+import numpy as np
 import torch
 from torch import nn
 from fastai.callback.core import Callback
 from ..models.rnn import *
 
 # %% auto #0
-__all__ = ['SeqCB', 'TbpttResetCB']
+__all__ = ['check_normalization', 'SeqCB', 'TbpttResetCB']
+
+# %% ../../nbs/02_learner/01_tbptt.ipynb #6db1e657
+def _stats(t) -> np.ndarray: return np.asarray(t.detach().cpu() if isinstance(t, torch.Tensor) else t, dtype=np.float32).reshape(-1)
+
+def check_normalization(model:nn.Module, # a `SimModel` (other models carry no statistics and are not checked)
+                        dls, # DataLoaders with `norm_u` and `norm_y`
+                       ):
+    "Raise a ValueError unless `dls` carry the normalisation statistics `model` was built with"
+    for kind, what in (('u', 'inputs'), ('y', 'outputs')):
+        stats, mean, std = getattr(dls, f'norm_{kind}', None), getattr(model, f'{kind}_mean', None), getattr(model, f'{kind}_std', None)
+        if stats is None or mean is None or std is None: continue
+        m, s, dm, ds = _stats(mean), _stats(std), _stats(stats.mean), _stats(stats.std)
+        if m.shape == dm.shape and np.array_equal(m, dm) and np.array_equal(s, ds): continue
+        def fmt(a): return str([float(f'{v:.6g}') for v in a])
+        raise ValueError(f"The DataLoaders' norm_{kind} (mean {fmt(dm)}, std {fmt(ds)}) differs from the statistics the "
+                         f"model was built with (mean {fmt(m)}, std {fmt(s)}): training would scale the {what} one way "
+                         f"and predict_sequence another. Create the DataLoaders with the model's statistics "
+                         f"(create_dls(..., norm_u=learn.dls.norm_u, norm_y=learn.dls.norm_y) before replacing "
+                         f"learn.dls), or build a new learner on these DataLoaders")
+
+def _no_carry_msg(sub_seq_len) -> str:
+    return (f"The DataLoaders cut windows into sub-windows (sub_seq_len={sub_seq_len}), but this learner was built "
+            "without sub_seq_len and would drop the state at every sub-window. Build the learner on these DataLoaders "
+            "(it is then a TbpttLearner that carries the state), or use DataLoaders without sub_seq_len")
 
 # %% ../../nbs/02_learner/01_tbptt.ipynb #8eec392d
 class SeqCB(Callback):
@@ -29,10 +54,21 @@ class SeqCB(Callback):
 
     def _window_start(self) -> bool: return getattr(self.learn.dl, 'window_start', True)
 
+    def check_dls(self, dls):
+        "Refuse DataLoaders this learner cannot train on correctly: other statistics, or sub-windows without TBPTT"
+        check_normalization(self.learn.model, dls)
+        ssl = getattr(dls, 'sub_seq_len', None)
+        if ssl is not None and not self.carries_state: raise ValueError(_no_carry_msg(ssl))
+
+    def before_fit(self): self.check_dls(self.learn.dls)  # `SeqLearner.validate` and `get_preds` check before it
+
+    carries_state = False  # whether the state is carried from one sub-window to the next (`TbpttResetCB`)
+
     def _initial_state(self, x):
         "(state, samples used) at a window start: (None, 0), or the learned encoder's state after its `n_init` samples"
         enc = getattr(self.learn.model, 'encoder', None)
-        if enc is None: return None, 0
+        # without targets (fastai's `summary` runs the inputs only) the encoder has nothing to read: the zero state
+        if enc is None or not len(self.learn.yb): return None, 0
         n = enc.n_init
         return self.learn.model.encode_state(x[:, :n], self.learn.yb[0][:, :n]), n
 
@@ -46,6 +82,7 @@ class SeqCB(Callback):
 
     def before_batch(self):
         self.first, self.offset = self._window_start(), 0
+        if not self.first: raise ValueError(_no_carry_msg(getattr(self.learn.dl, 'sub_seq_len', '?')))
         x = self._u = self.learn.xb[0]
         state, start = self._initial_state(x)
         self.learn.xb = (self._start_at(x, start), state)
@@ -78,7 +115,10 @@ class TbpttResetCB(SeqCB):
         "Drop the carried state and the history kept for k2 > k1"
         self.state, self.hist = None, None
 
-    def before_fit(self): self.reset()
+    carries_state = True
+    def before_fit(self):
+        super().before_fit()
+        self.reset()
     def before_train(self): self.reset()
     def before_validate(self): self.reset()
     def after_fit(self): self.reset()
