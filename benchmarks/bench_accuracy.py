@@ -8,6 +8,10 @@ ours) is rebuilt from that file after every run and at the end.
     python benchmarks/bench_accuracy.py --quick                       # smoke run: every recipe, a few updates
     python benchmarks/bench_accuracy.py --recipes sb_gru_w2 --seeds 3 # three seeds of one recipe
     python benchmarks/bench_accuracy.py --table-only                  # rebuild the table from the .jsonl
+    python benchmarks/bench_accuracy.py --predictions --recipes sb_tcn sb_lru sb_linear_ss sb_lstm_tbptt_5000_e25
+
+The last line runs one recipe per model family (FAMILY_RECIPES, ENCODER_RECIPES: the "Choosing a model" guide page);
+`--predictions` keeps part of each Silverbox run's simulation of arrow_full in results/predictions/ for its figure.
 
 Data: TSFAST_LITE_DATA must point at the benchmark files (or they are downloaded into the cache).
 """

@@ -363,7 +363,6 @@ def families_table(results, a, argv, load) -> str:
               'valid loss bare | valid loss lite | max rel. diff |', '|---' * 16 + '|']
     descs, noisy = {}, []
     for r in results:
-        spread = 1.
         for fam, f in r['families'].items():
             if 'error' in f:
                 lines.append(f"| {r['threads']} | {fam} | not timed: {f['error']} |" + ' |' * 13); continue
@@ -371,7 +370,8 @@ def families_table(results, a, argv, load) -> str:
             t = f['times']
             med = {n: (float(np.median([x[0] for x in t[n]])), float(np.median([x[1] for x in t[n]]))) for n in t}
             rng = lambda n: f"{min(x[1] for x in t[n]):.2f}–{max(x[1] for x in t[n]):.2f}"
-            spread = max(spread, max(max(x[1] for x in t[n]) / min(x[1] for x in t[n]) for n in t))
+            if max(max(x[1] for x in t[n]) / min(x[1] for x in t[n]) for n in t) > 1.5:
+                noisy.append(f"{fam} at {r['threads']} thread(s)")
             paired = float(np.median([l[1] / b[1] for l, b in zip(t['tsfast_lite'], t['bare'])]))
             diff = max(abs(l[2] - b[2]) / abs(b[2]) for l, b in zip(t['tsfast_lite'], t['bare']))
             lines.append(f"| {r['threads']} | {fam} | {f['updates']} | {med['bare'][0]:.2f} | {med['tsfast_lite'][0]:.2f} | "
@@ -380,12 +380,11 @@ def families_table(results, a, argv, load) -> str:
                          f"{1000 * med['bare'][1] / f['updates']:.2f} | "
                          f"{1000 * (med['tsfast_lite'][1] - med['bare'][1]) / f['updates']:.2f} | {t['bare'][0][2]:.7f} | "
                          f"{t['tsfast_lite'][0][2]:.7f} | {diff:.1e} |")
-        if spread > 1.5: noisy.append(f"{r['threads']} thread(s)")
     if noisy:
-        lines += ['', f"At {' and '.join(noisy)}, the CPU time of one implementation varied by more than 1.5x between "
-                  "rounds (min–max column): the other jobs' load, worst with several OpenMP threads on busy cores "
-                  "(benchmarks/README.md, Threads), dominates there, and those ratios measure that noise more than "
-                  "the implementations; `extra ms / update` at 1 thread is the library's cost per update."]
+        lines += ['', f"Noisy rows ({', '.join(noisy)}): the CPU time of one implementation varied by more than 1.5x "
+                  "between rounds (min–max column). The other jobs' load, worst with several OpenMP threads on busy "
+                  "cores (benchmarks/README.md, Threads), dominates there: those ratios measure that noise more than "
+                  "the implementations."]
     lines += ['', 'Models:', ''] + [f"- {k}: {v}" for k, v in descs.items()]
     return '\n'.join(lines) + '\n'
 
