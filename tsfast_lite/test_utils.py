@@ -153,7 +153,8 @@ def check_export(make_model, tmp_dir=None):
     np.save(d/'u.npy', u); learn.export(d/'learner.pkl')
     code = (f"import numpy as np, tsfast_lite.inference\nfrom fastai.learner import load_learner\n"
             f"l = load_learner({str(d/'learner.pkl')!r})\nnp.save({str(d/'p.npy')!r}, l.predict_sequence(np.load({str(d/'u.npy')!r}), chunk_sz=7))")
-    subprocess.run([sys.executable, '-c', code], check=True, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    if r.returncode: raise AssertionError(f"loading the exported learner in a fresh process failed:\n{r.stderr[-3000:]}")
     np.testing.assert_array_equal(np.load(d/'p.npy'), learn.predict_sequence(u, chunk_sz=7))
 
 # %% ../nbs/97_test_utils.ipynb #c91c2932
