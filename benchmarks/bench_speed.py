@@ -406,9 +406,14 @@ def write_hdf5(folder:Path):
     return files
 
 
-def serve(kind:str, arg:str, threads:int):
+def set_threads(threads:str):
+    "Apply a thread setting: 'default' leaves torch's default (one per core), a number sets it"
+    if str(threads) != 'default': torch.set_num_threads(int(threads))
+
+
+def serve(kind:str, arg:str, threads:str):
     "Worker process: answer timing requests from stdin with one JSON line each on stdout"
-    torch.set_num_threads(threads)
+    set_threads(threads)
     real_stdout = sys.stdout
     if kind == 'tsfast':
         import tsfast
@@ -450,7 +455,7 @@ def tsfast_runner(folder:Path):
 
 class Worker:
     "A persistent worker process (`serve`) for an implementation that cannot share this process"
-    def __init__(self, kind:str, python:str, threads:int, arg:str|None=None):
+    def __init__(self, kind:str, python:str, threads:str, arg:str|None=None):
         self.tmp = None
         if kind == 'tsfast':
             self.tmp = tempfile.TemporaryDirectory(); arg = self.tmp.name
@@ -484,7 +489,15 @@ def main(argv=None):
     p.add_argument('--repeats-w2', type=int, default=None, help='rounds for W2 (default --repeats)')
     p.add_argument('--n-batches', type=int, default=300, help='window-batches per epoch')
     p.add_argument('--quick', action='store_true', help='smoke run: 20 window-batches, 2 rounds')
-    p.add_argument('--threads', type=int, default=1, help='torch CPU threads (default 1, see benchmarks/README.md)')
+    p.add_argument('--threads', default='1', help="torch CPU threads: a number, or 'default' (torch's default, one "
+                                                   "per core, as users run); default 1, see benchmarks/README.md")
+    p.add_argument('--busy', type=int, default=0, help='competing busy processes (pure-Python loops, as other work on '
+                                                       'a laptop) running through the timed rounds')
+    p.add_argument('--matrix', action='store_true',
+                   help='run the benchmark at every --matrix-threads x --matrix-busy setting, each in a fresh process; '
+                        'one table (benchmarks/results/speed_threads.md)')
+    p.add_argument('--matrix-threads', nargs='+', default=['default', '1'])
+    p.add_argument('--matrix-busy', nargs='+', type=int, default=[0, 1])
     p.add_argument('--tsfast-python', default=os.environ.get('TSFAST_PYTHON'),
                    help='python of an environment with tsfast 0.5.0 installed (W1 only)')
     p.add_argument('--compare-with', default=None, metavar='DIR',
@@ -507,7 +520,10 @@ def main(argv=None):
     p.add_argument('--json-out', default=None, help=argparse.SUPPRESS)
     argv = sys.argv[1:] if argv is None else argv
     a = p.parse_args(argv)
+    if a.threads != 'default' and not (a.threads.isdigit() and int(a.threads) > 0):
+        p.error(f"--threads {a.threads!r}: give a positive number or 'default'")
     if a.worker: return serve(*a.worker, a.threads)
+    if a.matrix: return run_matrix(a, argv)
     if a.families is not None or a.threads_setting is not None:
         a.family_list = a.families or FAMILY_NAMES
         if a.n_batches_threaded is None: a.n_batches_threaded = a.n_batches
@@ -516,7 +532,7 @@ def main(argv=None):
             if '--family-threads' not in argv: a.family_threads = ['1']
         if a.threads_setting is not None: return family_child(a)
         return run_families(a, argv)
-    torch.set_num_threads(a.threads)
+    set_threads(a.threads)
     if a.quick: a.n_batches, a.repeats, a.repeats_w2 = 20, 2, 2
     from fastai.torch_core import default_device
     device = default_device()
@@ -532,6 +548,7 @@ def main(argv=None):
         name = f"tsfast_lite@{a.compare_with}"
         workers[name] = Worker('lite', sys.executable, a.threads, str(Path(a.compare_with).resolve()))
         notes.append(f"`{name}`: {workers[name].version}")
+    busy = start_busy(a.busy)
     res = {}
     for wn in a.workloads:
         w = WORKLOADS[wn]
@@ -555,6 +572,9 @@ def main(argv=None):
                 print(f"{wn} round {r}: {n:28s} wall {wall:8.2f} s  cpu {cpu:8.2f} s  valid loss {vl:.6f}", flush=True)
         res[wn] = dict(times=times, steps=a.n_batches * (w['win_sz'] // (w['sub_seq_len'] or w['win_sz'])), reps=reps)
     for wk in workers.values(): wk.close()
+    for b in busy: b.kill()
+    if a.json_out: Path(a.json_out).write_text(json.dumps(dict(res=res, threads=a.threads, torch_threads=torch.get_num_threads(),
+                                                             busy=a.busy, notes=notes)))
     text = table(res, a, device, notes)
     out = Path(a.out or ROOT/'benchmarks'/'results'/('speed_quick.md' if a.quick else 'speed.md'))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -562,9 +582,66 @@ def main(argv=None):
     print(text)
 
 
+def start_busy(n:int) -> list:
+    "Start `n` processes that keep one core each busy (a pure-Python loop, like other work on a user's machine)"
+    return [subprocess.Popen([sys.executable, '-c', 'while True: pass']) for _ in range(n)]
+
+
+def run_matrix(a, argv):
+    "Run this script at every thread x busy setting, each in a fresh process; write one table of medians and ratios"
+    skip = {'--matrix'}
+    base, i = [], 0
+    while i < len(argv):  # the other arguments go through; the matrix's own and --threads/--busy/--out/--json-out do not
+        x = argv[i]
+        if x in skip: i += 1; continue
+        if x in ('--threads', '--busy', '--out', '--json-out'): i += 2; continue
+        if x in ('--matrix-threads', '--matrix-busy'):
+            i += 1
+            while i < len(argv) and not argv[i].startswith('--'): i += 1
+            continue
+        base.append(x); i += 1
+    rows, t0 = [], time.time()
+    with tempfile.TemporaryDirectory() as d:
+        for busy in a.matrix_busy:
+            for th in a.matrix_threads:
+                js = Path(d)/f'{th}_{busy}.json'
+                cmd = [sys.executable, __file__, *base, '--threads', th, '--busy', str(busy), '--json-out', str(js),
+                       '--out', str(Path(d)/'t.md')]
+                print(f"=== threads {th}, busy {busy}: {' '.join(cmd[1:])}", flush=True)
+                subprocess.run(cmd, check=True)
+                rows.append(json.loads(js.read_text()))
+    lines = [f"# Training speed by thread setting and competing load{' (QUICK smoke run)' if a.quick else ''}", '',
+             f"One epoch incl. validation, {os.cpu_count()} CPU(s), torch {torch.__version__}, python "
+             f"{platform.python_version()}, {round(time.time() - t0)} s for the whole run. Every setting runs in a fresh "
+             "process; inside it the implementations alternate within each round (order rotated). `threads`: the "
+             "process's torch setting before training (`default`: torch's default, one per core, as users run). "
+             "`busy`: competing processes each keeping a core busy with a pure-Python loop. Medians over rounds; "
+             "ratios to `bare` (a hand-written loop, same mathematics) and to `tsfast` (0.5.0) in the same setting.", '']
+    notes = sorted({n for r in rows for n in r['notes']})
+    lines += [f"- {n}" for n in notes] + ([''] if notes else [])
+    lines += ['| workload | threads | busy | implementation | updates | rounds | wall median [s] | wall min–max [s] | '
+              'cpu median [s] | ratio wall / bare | ratio cpu / bare | ratio wall / tsfast | ratio cpu / tsfast |',
+              '|---' * 13 + '|']
+    for r in rows:
+        for wn, w in r['res'].items():
+            med = {n: (float(np.median([t[0] for t in ts])), float(np.median([t[1] for t in ts])))
+                   for n, ts in w['times'].items()}
+            rt = lambda n, ref, k: f"{med[n][k] / med[ref][k]:.3f}" if ref in med else '–'
+            for n, ts in w['times'].items():
+                wl = [t[0] for t in ts]
+                lines.append(f"| {wn} | {r['threads']} ({r['torch_threads']}) | {r['busy']} | {n} | {w['steps']} | "
+                             f"{w['reps']} | {med[n][0]:.2f} | {min(wl):.2f}–{max(wl):.2f} | {med[n][1]:.2f} | "
+                             f"{rt(n, 'bare', 0)} | {rt(n, 'bare', 1)} | {rt(n, 'tsfast', 0)} | {rt(n, 'tsfast', 1)} |")
+    text = '\n'.join(lines) + '\n'
+    out = Path(a.out or ROOT/'benchmarks'/'results'/('speed_threads_quick.md' if a.quick else 'speed_threads.md'))
+    out.parent.mkdir(parents=True, exist_ok=True); out.write_text(text)
+    print(text)
+
+
 def table(res, a, device, notes) -> str:
     dev = f"{device} ({torch.cuda.get_device_name(device)})" if device.type == 'cuda' else \
-          f"cpu, {a.threads} torch thread(s), {os.cpu_count()} CPU(s) shared with other jobs"
+          f"cpu, {torch.get_num_threads()} torch thread(s) (--threads {a.threads}), {os.cpu_count()} CPU(s), " \
+          f"{a.busy} competing busy process(es)"
     lines = [f"# Training speed: one epoch incl. validation{' (QUICK smoke run)' if a.quick else ''}", '',
              f"Device: {dev}; torch {torch.__version__}; python {platform.python_version()}; {a.n_batches} "
              "window-batches per epoch. Implementations alternate within each round (order rotated every round); "

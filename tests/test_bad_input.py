@@ -208,7 +208,7 @@ CASES = [
     Case('norm_y not a NormStats', lambda c: create_dls('u', 'y', ds(), win_sz=20, norm_y=(0., 1.)), TypeError,
          ["norm_y=(0.0, 1.0) must be a NormStats (a trained model's dls.norm_y, or NormStats(mean, std, names)), got tuple"]),
     Case('NormStats: std 0', lambda c: NormStats([0.], [0.], ['u']), ValueError,
-         ["NormStats: std of 'u' is 0.0; every std must be a positive finite number (it divides the signal)"]),
+         ["NormStats: std of 'u' is 0.0 at float32 precision; every std must be a positive finite number between 1.2e-38 and 3.4e38 (it divides the signal)"]),
     Case('NormStats: lengths differ', lambda c: NormStats([0.], [1., 2.], ['u']), ValueError,
          ["NormStats: mean has 1 value(s) and std 2 for 1 signal name(s) ['u']; each needs one value per signal"]),
     Case('offset 2e7 in an output (float32)', lambda c: create_dls('u', 'y', offset_ds(), win_sz=20, device='cpu'), UserWarning,

@@ -66,6 +66,11 @@ def _check_state(state, model, device):
         if t.device != device: raise ValueError(f"state is on {t.device} but the model is on {device}")
 
 # %% ../nbs/03_inference/00_inference.ipynb #61183bd1
+def _normalized(model, u, device) -> torch.Tensor:
+    "Raw inputs [T, n_u] -> the normalised float32 tensor [1, T, n_u]: in float64 with the model's statistics, as the DataLoaders do"
+    mean, std = (b.detach().double().cpu().numpy() for b in (model.u_mean, model.u_std))
+    return torch.as_tensor(((np.asarray(u, dtype=np.float64) - mean) / std).astype(np.float32), device=device)[None]
+
 @patch
 def predict_sequence(self:SeqLearner,
                      u, # raw inputs in physical units, shape [T, n_u]
@@ -86,10 +91,9 @@ def predict_sequence(self:SeqLearner,
     was_training, out = model.training, np.empty((len(u), len(model.y_mean)))
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), self.threads_ctx():
             for s in (progress_bar(starts, leave=False) if progress else starts):
-                x = torch.as_tensor(u[s:s+chunk_sz], dtype=torch.float32, device=device)[None]
-                y, state = model(model.normalize_u(x), state)
+                y, state = model(_normalized(model, u[s:s+chunk_sz], device), state)
                 out[s:s+chunk_sz] = y[0].cpu().numpy()
     finally: model.train(was_training)
     return out
@@ -108,7 +112,7 @@ def estimate_state(self:SeqLearner,
     if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
         raise ValueError(f"n_iter={n_iter!r} must be a positive integer")
     device = next(model.parameters()).device
-    x = model.normalize_u(torch.as_tensor(u, dtype=torch.float32, device=device)[None])
+    x = _normalized(model, u, device)
     yt = (torch.as_tensor(y, dtype=torch.float32, device=device)[None] - model.y_mean) / model.y_std
     was_training = model.training
     model.eval()
@@ -207,8 +211,7 @@ def encode_state(self:SeqLearner,
     model.eval()
     try:
         with torch.no_grad():
-            x = model.normalize_u(torch.as_tensor(u, dtype=torch.float32, device=device)[None])
-            return model.encode_state(x, torch.as_tensor(y, dtype=torch.float32, device=device)[None])
+            return model.encode_state(_normalized(model, u, device), torch.as_tensor(y, dtype=torch.float32, device=device)[None])
     finally: model.train(was_training)
 
 # %% ../nbs/03_inference/00_inference.ipynb #52004da6

@@ -322,11 +322,13 @@ class NormStats:
         if not len(mean) == len(std) == len(names):
             raise ValueError(f"NormStats: mean has {len(mean)} value(s) and std {len(std)} for {len(names)} signal "
                              f"name(s) {names}; each needs one value per signal")
+        with np.errstate(over='ignore'):  # float32 precision: the model's buffers hold exactly these values
+            mean, std = (v.astype(np.float32).astype(np.float64) for v in (mean, std))
         for nm, m, sd in zip(names, mean, std):
-            if not np.isfinite(m): raise ValueError(f"NormStats: mean of {nm!r} is {m}; every mean must be finite")
+            if not np.isfinite(m): raise ValueError(f"NormStats: mean of {nm!r} is {m} at float32 precision; every mean must be finite (|mean| < 3.4e38)")
             if not (np.isfinite(sd) and sd > 0):
-                raise ValueError(f"NormStats: std of {nm!r} is {sd}; every std must be a positive finite number "
-                                 "(it divides the signal)")
+                raise ValueError(f"NormStats: std of {nm!r} is {sd} at float32 precision; every std must be a positive "
+                                 "finite number between 1.2e-38 and 3.4e38 (it divides the signal)")
         self.mean, self.std, self.names = mean, std, [str(n) for n in names]
     @classmethod
     def from_records(cls, records, names) -> NormStats:

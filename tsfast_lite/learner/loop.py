@@ -6,7 +6,7 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/02_learner/loop.html.md"""
 
 # %% ../../nbs/02_learner/02_loop.ipynb #7b88a66e
 from __future__ import annotations
-import math
+import math, os
 import numpy as np
 import torch
 from fastcore.basics import listify
@@ -26,7 +26,8 @@ from fastcore.xtras import modify_exception
 
 # %% auto #0
 __all__ = ['FastOptimWrapper', 'default_opt_func', 'SmoothLoss', 'SeqRecorder', 'SeqCastToTensor', 'SeqTrainEvalCallback',
-           'SeqParamScheduler', 'plain_progress', 'SeqProgressCallback', 'LeanLearner', 'TerminateOnNonFiniteCB']
+           'SeqParamScheduler', 'plain_progress', 'SeqProgressCallback', 'LeanLearner', 'cpu_threads_default',
+           'torch_threads', 'TerminateOnNonFiniteCB']
 
 # %% ../../nbs/02_learner/02_loop.ipynb #0b79a6a5
 class FastOptimWrapper(OptimWrapper):
@@ -284,6 +285,22 @@ class LeanLearner(Learner):
                 raise modify_exception(e, f'Exception occured in `{cb.__class__.__name__}` when calling event '
                                           f'`{event_name}`:\n\t{e.args[0]}', replace=True)
 
+    @property
+    def cpu_threads(self) -> int|None:
+        "torch threads of a fit or prediction on the CPU (None: torch's own setting); default `cpu_threads_default()`"
+        return self.__dict__.get('_cpu_threads', cpu_threads_default())
+    @cpu_threads.setter
+    def cpu_threads(self, n): self._cpu_threads = _check_threads(n, 'cpu_threads')
+
+    def threads_ctx(self):
+        "Context manager running a block with `cpu_threads` torch threads when the model is on the CPU"
+        p = next(iter(self.model.parameters()), None)
+        return torch_threads(self.cpu_threads if p is None or p.device.type == 'cpu' else None)
+
+    def fit(self, n_epoch, lr=None, wd=None, cbs=None, reset_opt=False, start_epoch=0):
+        "fastai's `fit`; on the CPU with `cpu_threads` torch threads (the previous setting is put back after)"
+        with self.threads_ctx(): super().fit(n_epoch, lr=lr, wd=wd, cbs=cbs, reset_opt=reset_opt, start_epoch=start_epoch)
+
     @contextmanager
     def no_bar(self):
         "Context manager that removes the progress bar and puts the same one back"
@@ -292,6 +309,34 @@ class LeanLearner(Learner):
         try: yield self
         finally:
             if prog is not None: self.add_cb(prog)
+
+# %% ../../nbs/02_learner/02_loop.ipynb #5b7e9d41
+def _check_threads(n, name:str) -> int|None:
+    "`n` as a thread count: None, or a positive integer (numpy integers too)"
+    if n is None: return None
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"{name}={n!r}: give a positive number of torch threads, or None for torch's own setting")
+    return int(n)
+
+def cpu_threads_default() -> int|None:
+    "Default torch threads of a fit on the CPU: TSFAST_LITE_CPU_THREADS (a number, or 'torch': None), else 1; None where OMP_NUM_THREADS is set"
+    v = os.environ.get('TSFAST_LITE_CPU_THREADS')
+    if v is None or not v.strip(): return None if os.environ.get('OMP_NUM_THREADS') else 1
+    v = v.strip()
+    if v.lower() == 'torch': return None
+    if not v.isdigit() or int(v) < 1:
+        raise ValueError(f"TSFAST_LITE_CPU_THREADS={v!r}: give a positive number of threads, or 'torch' for torch's own setting")
+    return int(v)
+
+@contextmanager
+def torch_threads(n:int|None):
+    "Run a block with `n` torch threads (None: unchanged), putting the previous setting back afterwards"
+    n = _check_threads(n, 'n')
+    old = torch.get_num_threads()
+    if n is None or n == old: yield; return
+    torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(old)
 
 # %% ../../nbs/02_learner/02_loop.ipynb #edae2f2c
 class TerminateOnNonFiniteCB(Callback):
