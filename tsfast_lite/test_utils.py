@@ -15,7 +15,7 @@ from .models.rnn import _map_state
 # %% auto #0
 __all__ = ['lowpass_records', 'GradRecorderCB', 'PoisonLossCB', 'toy_dls', 'check_chunked_prediction', 'check_tbptt_validation',
            'reference_grads', 'check_tbptt_grads', 'check_windows_isolated', 'check_export', 'check_resume',
-           'check_lr_find', 'check_estimate_state']
+           'check_lr_find', 'check_estimate_state', 'check_data_parallel']
 
 # %% ../nbs/97_test_utils.ipynb #6877cdc1
 def lowpass_records(lengths, seed=0, a=0.9, fs=10.):
@@ -206,3 +206,58 @@ def check_estimate_state(make_model, n_init:int=30):
     err_zero = np.abs(learn.predict_sequence(u) - y_own)[:n_init].mean()
     err_est = np.abs(learn.predict_sequence(u, state=s_est) - y_own)[:n_init].mean()
     assert err_est < err_zero / 2, f"estimated state error {err_est:.3g}, zero state {err_zero:.3g}"
+
+# %% ../nbs/97_test_utils.ipynb #5d1e0a02
+_DDP_SCRIPT = '''
+import sys, torch
+from fastai.torch_core import rank_distrib
+from tsfast_lite.test_utils import _ddp_learner
+out, bs, k2s = sys.argv[1], int(sys.argv[2]), [None if k == 'None' else int(k) for k in sys.argv[3:]]
+res = {}
+for k2 in k2s:
+    learn = _ddp_learner(k2, bs)
+    with learn.distrib_ctx(), learn.no_logging(): learn.fit(2, lr=1e-2)
+    res[str(k2)] = dict(weights=learn.model.state_dict(), values=[list(map(float, v)) for v in learn.recorder.values],
+                        n_updates=len(learn.recorder.losses))
+if rank_distrib() == 0: torch.save(res, out)
+'''
+
+def _ddp_learner(k2, bs:int):
+    "The learner of `check_data_parallel`: GRU, TBPTT sub_seq_len 10 (k2), n_skip 3, on toy records, from seed 0"
+    from fastai.basics import set_seed
+    from tsfast_lite.data.loaders import create_dls
+    from tsfast_lite.learner.core import RNNLearner
+    set_seed(0)
+    ds = {'train': lowpass_records([400, 300]), 'valid': lowpass_records([240, 200], seed=1)}
+    dls = create_dls('u', 'y', ds, win_sz=40, stp_sz=5, sub_seq_len=10, bs=bs, n_batches_train=6, device='cpu')
+    return RNNLearner(dls, 'gru', hidden_size=8, sub_seq_len=10, k2=k2, n_skip=3)
+
+def check_data_parallel(nproc:int=2, bs:int=4, k2s=(None, 5, 20), tol:float=1e-5, timeout:int=300):
+    "Train in `nproc` processes (`torchrun`, CPU) and in one; raise unless weights and losses agree to `tol`"
+    import subprocess, sys, tempfile, os
+    import pandas as pd
+    from pathlib import Path
+    k2s = list(k2s)
+    with tempfile.TemporaryDirectory() as d:
+        script, out = Path(d)/'ddp_train.py', Path(d)/'ddp.pt'
+        script.write_text(_DDP_SCRIPT)
+        env = {**os.environ, 'CUDA_VISIBLE_DEVICES': ''}  # CPU processes (gloo), also on a machine with GPUs
+        r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}',
+                            str(script), str(out), str(bs), *map(str, k2s)], capture_output=True, text=True,
+                           timeout=timeout, env=env, cwd=d)
+        if r.returncode: raise AssertionError(f"torchrun with {nproc} processes failed:\n{r.stderr[-4000:]}")
+        multi = torch.load(out, weights_only=False)
+    rows = []
+    for k2 in k2s:
+        learn = _ddp_learner(k2, bs * nproc)
+        with learn.no_logging(), learn.no_bar(): learn.fit(2, lr=1e-2)
+        m, ref = multi[str(k2)], learn.model.state_dict()
+        dw = max(float((m['weights'][k] - v).abs().max()) for k, v in ref.items())
+        vals = np.array([list(map(float, v)) for v in learn.recorder.values])
+        dv = float(np.abs(np.array(m['values']) - vals).max())
+        rows.append(dict(k2=k2 or 'k1', updates=len(learn.recorder.losses), updates_per_process=m['n_updates'],
+                         max_weight_diff=dw, max_loss_metric_diff=dv, valid_loss=vals[-1][1], valid_loss_ddp=m['values'][-1][1]))
+    df = pd.DataFrame(rows)
+    bad = df[(df.max_weight_diff > tol) | (df.max_loss_metric_diff > tol) | (df.updates != df.updates_per_process)]
+    if len(bad): raise AssertionError(f"{nproc} processes differ from one process:\n{bad.to_string()}")
+    return df

@@ -126,21 +126,53 @@ class WindowDL:
     @property
     def dataset(self): return self.windows
 
+    rank, world = 0, 1  # data-parallel training (`shard`): this process's rank, and the number of processes
+
     def plan(self) -> list:
-        "The window indices of each window-batch of one epoch, in the order they will be yielded"
-        n = self.n
+        "The window indices of each window-batch of one epoch, in the order they will be yielded (this rank's rows)"
+        n, gbs = self.n, self.bs * self.world  # the window-batch of all processes together
         if self.n_batches is not None:
-            need = self.n_batches * self.bs
+            need = self.n_batches * gbs
             rounds = [torch.randperm(n) if self.shuffle else torch.arange(n) for _ in range(-(-need // n))]
             idxs = torch.cat(rounds)[:need]
         else: idxs = torch.randperm(n) if self.shuffle else torch.arange(n)
-        batches = list(idxs.split(self.bs))
-        if self.drop_last and batches and len(batches[-1]) < self.bs: batches = batches[:-1]
-        return batches
+        batches = list(idxs.split(gbs))
+        if self.drop_last and batches and len(batches[-1]) < gbs: batches = batches[:-1]
+        return self._rank_rows(batches, idxs) if self.world > 1 else batches
+
+    def _rank_rows(self, batches, idxs) -> list:
+        "This rank's rows of each window-batch of all processes: rows rank*bs to (rank+1)*bs; a short last one split evenly"
+        r, w, res = self.rank, self.world, []
+        for b in batches:
+            per = self.bs if len(b) == self.bs * w else -(-len(b) // w)
+            if len(b) < per * w and self.shuffle:  # training: every rank must update, so pad with the epoch's first windows
+                b = torch.cat([b, idxs[:per * w - len(b)]])
+            part = b[r * per:(r + 1) * per]
+            if len(part): res.append(part)  # validation: the last ranks may have one batch fewer
+        return res
 
     def n_window_batches(self) -> int:
         if self.n_batches is not None: return self.n_batches
-        return self.n // self.bs if self.drop_last else -(-self.n // self.bs)
+        gbs = self.bs * self.world
+        if self.drop_last: return self.n // gbs
+        if self.world == 1 or self.shuffle: return -(-self.n // gbs)
+        return len(self.plan())
+
+    def shard(self,
+              rank:int, # this process's rank, 0 <= rank < world
+              world:int, # number of processes
+              device=None, # move the data there (e.g. this process's GPU)
+             ) -> WindowDL:
+        "A copy for data-parallel training: with the same seed every process draws the same plan and takes its rows"
+        rank, world = _check_int('rank', rank, 0), _check_int('world', world)
+        if rank >= world: raise ValueError(f"rank={rank} must be below world={world} (ranks are 0 to {world - 1})")
+        res = self.new()
+        res.rank, res.world = rank, world
+        if res.drop_last and res.n_batches is None and res.n < res.bs * world:
+            raise ValueError(f"{self.windows.split}: {res.n} windows make no window-batch of bs={res.bs} per process x "
+                             f"{world} processes = {res.bs * world}; use a smaller bs, or n_batches_train")
+        if device is not None: res.to(device)
+        return res
 
     def __len__(self): return self.n_window_batches() * self.n_sub
 

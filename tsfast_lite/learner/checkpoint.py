@@ -14,6 +14,7 @@ from fastcore.basics import patch, listify
 from fastcore.foundation import L
 from fastai.learner import Learner, SkipToEpoch
 from fastai.callback.core import Callback
+from fastai.torch_core import rank_distrib
 import fastai.callback.all  # fit_one_cycle, fit_flat_cos
 
 # %% auto #0
@@ -111,6 +112,18 @@ def save_checkpoint(learn:Learner, # the learner to save (weights and optimizer 
                    ) -> Path:
     "Save weights and optimizer (`Learner.save(with_opt=True)`) and `meta` as the checkpoint `fname`, atomically"
     d = checkpoint_dir(learn)
+    if rank_distrib():  # data-parallel training: process 0 writes; the others wait until the checkpoint is complete
+        _barrier()
+        return d/f'{fname}.json'
+    try: return _save_checkpoint(learn, d, fname, **meta)
+    finally: _barrier()
+
+def _barrier():
+    "Wait for every process of a data-parallel run (nothing in a single process)"
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1: dist.barrier()
+
+def _save_checkpoint(learn, d:Path, fname:str, **meta) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     weights = f"{fname}_e{meta.get('epoch', 0)}_{uuid.uuid4().hex[:8]}"
     tmp = learn.save(f'{weights}.tmp{os.getpid()}', with_opt=True)

@@ -14,6 +14,8 @@ from fastcore.basics import listify, PrettyString
 from fastcore.xtras import ContextManagers
 from fastai.callback.core import Callback
 from fastai.callback.training import GradientClip
+from fastai.callback.progress import ProgressCallback
+from fastai.torch_core import rank_distrib
 from ..models.rnn import *
 from ..models.encoder import StateEncoder
 from ..data.loaders import *
@@ -101,6 +103,22 @@ class SeqLearner(LeanLearner):
         fixed = (f'Total params: {n:,}\nTotal trainable params: {nt:,}\nTotal non-trainable params: {n - nt:,}\n'
                  f'(the table lists the parameters of layers with a `weight` attribute, {m[1]}; the totals count all)\n')
         return PrettyString(res[:m.start()] + fixed + res[m.end():])
+
+    def to_distributed(self, sync_bn:bool=True, **kwargs):
+        "fastai's `to_distributed` for window data: `SeqDistributedTrainer` gives every process its rows of each window-batch"
+        from tsfast_lite.learner.distributed import SeqDistributedTrainer  # needs accelerate: imported only here
+        self.add_cb(SeqDistributedTrainer(sync_bn, find_unused_parameters=getattr(bare_model(self.model), 'encoder', None) is not None,
+                                          **kwargs))
+        if rank_distrib(): self.remove_cb(ProgressCallback)
+        return self
+
+    def detach_distributed(self):
+        "Remove the `SeqDistributedTrainer` (also in a single process) and give the other processes their progress bar back"
+        ts = [cb for cb in self.cbs if getattr(cb, 'seq_distributed', False)]
+        if not ts: return self
+        self.remove_cbs(ts)
+        if rank_distrib() and not hasattr(self, 'progress'): self.add_cb(SeqProgressCallback())
+        return self
 
     def __setstate__(self, state):
         "Unpickling (`load_learner`) imports the modules that add methods to this class, tsfast_lite imported or not"

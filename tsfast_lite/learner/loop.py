@@ -79,7 +79,7 @@ class SmoothLoss(AvgSmoothLoss):
         self.count += 1
         x = learn.loss.detach()
         if x.ndim: x = x.mean()
-        if getattr(self, 'gather', False): x = maybe_gather(x)
+        if getattr(self, 'gather', False): x = maybe_gather(x).mean()  # equal batches: the mean over all processes
         self.val = torch.lerp(x, self.val.to(x.device), self.beta)
 
 class SeqRecorder(Recorder):
@@ -339,6 +339,19 @@ def torch_threads(n:int|None):
     finally: torch.set_num_threads(old)
 
 # %% ../../nbs/02_learner/02_loop.ipynb #edae2f2c
+def _world() -> int:
+    "Number of processes of the running data-parallel group (1 without one)"
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+def _any_rank(bad:torch.Tensor) -> torch.Tensor:
+    "The boolean `bad`, OR-ed over the processes of a data-parallel run: all stop, or none"
+    if _world() < 2: return bad
+    t = bad.float().reshape(1)
+    if torch.distributed.get_backend() == 'nccl' and t.device.type != 'cuda': t = t.cuda()
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return (t > 0).reshape(()).to(bad.device)
+
 class TerminateOnNonFiniteCB(Callback):
     "Stop training at the first non-finite loss, naming the epoch and batch, without updating the weights with it"
     order = 5
@@ -358,10 +371,11 @@ class TerminateOnNonFiniteCB(Callback):
         lazy = loss.device.type != 'cpu' if self.lazy is None else self.lazy
         opt = self._torch_opt() if lazy else None
         if opt is None:
-            ok = math.isfinite(loss.item()) if loss.numel() == 1 else bool(torch.isfinite(loss).all())
+            if _world() > 1: ok = not bool(_any_rank(~torch.isfinite(loss).all()))
+            else: ok = math.isfinite(loss.item()) if loss.numel() == 1 else bool(torch.isfinite(loss).all())
             if not ok: self._raise(self.epoch, self.iter)
             return
-        bad = ~torch.isfinite(loss).all()
+        bad = _any_rank(~torch.isfinite(loss).all())
         if self.bad is None:
             self.bad, self.where = torch.zeros_like(bad), torch.full((), -1, dtype=torch.long, device=loss.device)
         self.where = torch.where(bad & ~self.bad, self.iter, self.where)

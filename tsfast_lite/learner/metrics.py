@@ -10,7 +10,7 @@ import torch
 from fastai.learner import Metric, AvgLoss
 
 # %% auto #0
-__all__ = ['fun_rmse', 'fun_mae', 'RMSE', 'SampleAvgMetric', 'SampleAvgLoss', 'as_global_metric']
+__all__ = ['fun_rmse', 'fun_mae', 'ranks_sum', 'RMSE', 'SampleAvgMetric', 'SampleAvgLoss', 'as_global_metric']
 
 # %% ../../nbs/02_learner/00_metrics.ipynb #72f9ef2b
 def fun_rmse(pred, targ):
@@ -21,40 +21,68 @@ def fun_mae(pred, targ):
     "Mean absolute error of `pred` against `targ`"
     return (pred - targ).abs().mean()
 
-class RMSE(Metric):
-    "Root mean squared error over all samples seen (global, not a mean of per-batch values)"
+def ranks_sum(total, count) -> tuple:
+    "`(total, count)` summed over the processes of a data-parallel run; unchanged in a single process"
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2: return total, count
+    dev = torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
+    t = torch.stack([torch.as_tensor(total, dtype=torch.float64).to(dev).reshape(()),
+                     torch.tensor(float(count), dtype=torch.float64, device=dev)])
+    dist.all_reduce(t)  # one collective per metric and validation: every process reads `value` once per epoch
+    return t[0], int(t[1].item())
+
+class _GlobalSum:
+    "A running (total, count), summed over processes once per reading"
+    def _sums(self):
+        if getattr(self, '_global', None) is None: self._global = ranks_sum(self.total, self.count)
+        return self._global
+
+class RMSE(_GlobalSum, Metric):
+    "Root mean squared error over all samples seen (global, not a mean of per-batch values; over all processes)"
     def __init__(self, name='fun_rmse'): self._name = name
-    def reset(self): self.sse, self.count = 0., 0
+    def reset(self): self.total, self.count, self._global = 0., 0, None
     def accumulate(self, learn):
         d = learn.pred.detach().float() - learn.yb[0].float()
-        self.sse = self.sse + (d*d).sum()
+        self.total = self.total + (d*d).sum()
         self.count += d.numel()
+        self._global = None
     @property
-    def value(self): return float(torch.sqrt(torch.as_tensor(self.sse) / self.count)) if self.count else None
+    def sse(self): return self.total
+    @property
+    def value(self):
+        total, count = self._sums()
+        return float(torch.sqrt(torch.as_tensor(total) / count)) if count else None
     @property
     def name(self): return self._name
 
-class SampleAvgMetric(Metric):
-    "Mean of `func` over batches, weighted by each batch's number of scored samples"
+class SampleAvgMetric(_GlobalSum, Metric):
+    "Mean of `func` over batches, weighted by each batch's number of scored samples (over all processes)"
     def __init__(self, func): self.func = func
-    def reset(self): self.total, self.count = 0., 0
+    def reset(self): self.total, self.count, self._global = 0., 0, None
     def accumulate(self, learn):
         n = learn.yb[0].numel()
         self.total = self.total + self.func(learn.pred.detach(), learn.yb[0]) * n
         self.count += n
+        self._global = None
     @property
-    def value(self): return float(self.total / self.count) if self.count else None
+    def value(self):
+        total, count = self._sums()
+        return float(total / count) if count else None
     @property
     def name(self): return getattr(self.func, '__name__', 'metric')
 
-class SampleAvgLoss(AvgLoss):
-    "The validation loss averaged over scored samples (fastai's `AvgLoss` weights by batch size)"
+class SampleAvgLoss(_GlobalSum, AvgLoss):
+    "The validation loss averaged over scored samples (fastai's `AvgLoss` weights by batch size; over all processes)"
+    def reset(self): self.total, self.count, self._global = 0., 0, None
     def accumulate(self, learn):
         n = learn.yb[0].numel()
         self.total = self.total + learn.loss.detach().mean() * n
         self.count += n
+        self._global = None
     @property
-    def value(self): return float(self.total / self.count) if self.count else None
+    def value(self):
+        total, count = self._sums()
+        return float(total / count) if count else None
 
 def as_global_metric(m) -> Metric:
     "`fun_rmse` -> `RMSE()`; a `Metric` class -> an instance; other functions -> `SampleAvgMetric`"

@@ -13,9 +13,13 @@ from fastai.callback.core import Callback
 from ..models.rnn import *
 
 # %% auto #0
-__all__ = ['check_normalization', 'SeqCB', 'TbpttResetCB']
+__all__ = ['bare_model', 'check_normalization', 'SeqCB', 'TbpttResetCB']
 
 # %% ../../nbs/02_learner/01_tbptt.ipynb #6db1e657
+def bare_model(model:nn.Module) -> nn.Module:
+    "The model inside a data-parallel wrapper (`DistributedDataParallel`, `DataParallel`), else `model` itself"
+    return model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
+
 def _stats(t) -> np.ndarray: return np.asarray(t.detach().cpu() if isinstance(t, torch.Tensor) else t, dtype=np.float32).reshape(-1)
 
 def check_normalization(model:nn.Module, # a `SimModel` (other models carry no statistics and are not checked)
@@ -56,7 +60,7 @@ class SeqCB(Callback):
 
     def check_dls(self, dls):
         "Refuse DataLoaders this learner cannot train on correctly: other statistics, or sub-windows without TBPTT"
-        check_normalization(self.learn.model, dls)
+        check_normalization(bare_model(self.learn.model), dls)
         ssl = getattr(dls, 'sub_seq_len', None)
         if ssl is not None and not self.carries_state: raise ValueError(_no_carry_msg(ssl))
 
@@ -66,11 +70,11 @@ class SeqCB(Callback):
 
     def _initial_state(self, x):
         "(state, samples used) at a window start: (None, 0), or the learned encoder's state after its `n_init` samples"
-        enc = getattr(self.learn.model, 'encoder', None)
+        enc = getattr(bare_model(self.learn.model), 'encoder', None)
         # without targets (fastai's `summary` runs the inputs only) the encoder has nothing to read: the zero state
         if enc is None or not len(self.learn.yb): return None, 0
         n = enc.n_init
-        return self.learn.model.encode_state(x[:, :n], self.learn.yb[0][:, :n]), n
+        return bare_model(self.learn.model).encode_state(x[:, :n], self.learn.yb[0][:, :n]), n
 
     def _start_at(self, x, start:int):
         "Predict from sample `start` of the sub-window on: inputs and targets before it are dropped"
