@@ -15,6 +15,7 @@ from fastcore.xtras import ContextManagers
 from fastai.callback.core import Callback
 from fastai.callback.training import GradientClip
 from fastai.callback.progress import ProgressCallback
+from fastai.learner import Learner
 from fastai.torch_core import rank_distrib
 from ..models.rnn import *
 from ..models.encoder import StateEncoder
@@ -103,6 +104,11 @@ class SeqLearner(LeanLearner):
         fixed = (f'Total params: {n:,}\nTotal trainable params: {nt:,}\nTotal non-trainable params: {n - nt:,}\n'
                  f'(the table lists the parameters of layers with a `weight` attribute, {m[1]}; the totals count all)\n')
         return PrettyString(res[:m.start()] + fixed + res[m.end():])
+
+    def distrib_ctx(self, sync_bn:bool=True, in_notebook:bool=False, **kwargs):
+        "fastai's `distrib_ctx`: data-parallel training in a process launched by `torchrun` or `accelerate launch`"
+        import tsfast_lite.learner.distributed  # Accelerate and fastai.distributed (which adds `Learner.distrib_ctx`)
+        return Learner.distrib_ctx(self, sync_bn=sync_bn, in_notebook=in_notebook, **kwargs)
 
     def to_distributed(self, sync_bn:bool=True, **kwargs):
         "fastai's `to_distributed` for window data: `SeqDistributedTrainer` gives every process its rows of each window-batch"
