@@ -292,6 +292,25 @@ def _warm_up(learn, fit:str, lr:float):
     with learn.no_bar(), learn.no_logging(): getattr(learn, fit)(1, lr, cbs=_Brief())
 
 # %% ../nbs/04_tuning/00_tbptt_tools.ipynb #579e91a8
+def _grid_run(d, s, k2, seed:int, repeat:int, learner_kwargs, fit, n_epoch, lr, metric, win_sz) -> tuple:
+    "One training of `tbptt_grid_search`: (its row, the memory measurement's method)"
+    set_seed(seed + repeat)
+    learn = RNNLearner(d, sub_seq_len=s, k2=k2, **learner_kwargs)
+    with learn.no_bar(), learn.no_logging(), PeakMemory(d.device) as pm:
+        t0 = time.perf_counter()
+        getattr(learn, fit)(n_epoch, lr)
+        dt = time.perf_counter() - t0
+    names = learn.recorder.metric_names[1:-1]  # the values of recorder.values: epoch and time left out
+    value = learn.recorder.values[-1][names.index(metric)]
+    return dict(config=_config_label(s, k2, win_sz), sub_seq_len=s, k2=(k2 or s or win_sz), repeat=repeat, **{metric: value},
+                time_s=dt, peak_mem_mb=pm.peak_mb, steps_per_epoch=len(d.train)), pm.method
+
+def _ray_grid_run(item, loaders=None, seed=0, run_kw=None):
+    "A Ray trial of `tbptt_grid_search`: the training of one (sub_seq_len, k2, repeat)"
+    s, k2, r = item
+    _warm_up(RNNLearner(loaders[s], sub_seq_len=s, k2=k2, **run_kw['learner_kwargs']), run_kw['fit'], run_kw['lr'])
+    return _grid_run(loaders[s], s, k2, seed, r, **run_kw)
+
 def tbptt_grid_search(
     dls, # SeqDataLoaders (re-cut per candidate) or a function sub_seq_len -> SeqDataLoaders
     sub_seq_lens, # candidate sub-window lengths (divisors of win_sz; None: whole windows, no TBPTT)
@@ -304,8 +323,13 @@ def tbptt_grid_search(
     metric:str='fun_rmse', # validation value compared: a metric's name or 'valid_loss'
     seed:int=0, # seed of the first repeat
     plot:bool=True, # box plot of the metric per configuration (in `df.attrs['figure']`)
+    backend:str='local', # 'local': one training after the other in this process; 'ray': Ray Tune trials (`ray_map`)
+    ray_kwargs:dict|None=None, # for backend='ray': `ray_map` arguments (resources, address, num_cpus, storage_path)
 ) -> pd.DataFrame:
     """Train every (sub_seq_len, k2) `n_repeats` times: mean/std of the final validation metric, time and peak memory.
+
+    With `backend='ray'` the trainings run as Ray Tune trials in parallel worker processes (a local Ray, or a cluster
+    through `ray_kwargs={'address': ...}`), from the same seeds: the table is the same as the local search's.
 
     Time: wall-clock of `fit` (validation included), mean over repeats. Memory: the peak a run adds while it trains,
     the largest over repeats (`PeakMemory`): on a CUDA device `torch.cuda.max_memory_allocated` minus the allocation
@@ -330,25 +354,31 @@ def tbptt_grid_search(
         valid_names = ['valid_loss'] + [m.name for m in learn.metrics]
         if metric not in valid_names:
             raise KeyError(f"metric={metric!r} is not computed; the validation values are {valid_names}")
-    _warm_up(RNNLearner(loaders[configs[0][0]], sub_seq_len=configs[0][0], k2=configs[0][1], **learner_kwargs), fit, lr)
-    plain = plain_progress()  # in a log: one line per run instead of redrawn bars
-    rows, mb = [], configs if plain else master_bar(configs)
-    for s, k2 in mb:
-        d, label = loaders[s], _config_label(s, k2, win_sz)
-        for r in (range(n_repeats) if plain else progress_bar(range(n_repeats), parent=mb)):
-            if not plain: mb.child.comment = label
-            set_seed(seed + r)
-            learn = RNNLearner(d, sub_seq_len=s, k2=k2, **learner_kwargs)
-            with learn.no_bar(), learn.no_logging(), PeakMemory(d.device) as pm:
-                t0 = time.perf_counter()
-                getattr(learn, fit)(n_epoch, lr)
-                dt = time.perf_counter() - t0
-            names = learn.recorder.metric_names[1:-1]  # the values of recorder.values: epoch and time left out
-            value = learn.recorder.values[-1][names.index(metric)]
-            rows.append(dict(config=label, sub_seq_len=s, k2=(k2 or s or win_sz), repeat=r, **{metric: value},
-                             time_s=dt, peak_mem_mb=pm.peak_mb, steps_per_epoch=len(d.train)))
-            if plain: print(f"{label}, repeat {r + 1}/{n_repeats}: {metric} {value:.6g}, {dt:.1f} s", flush=True)
-        if not plain: mb.main_bar.comment = label
+    if backend not in ('local', 'ray'): raise ValueError(f"backend={backend!r} must be 'local' or 'ray'")
+    run_kw = dict(learner_kwargs=learner_kwargs, fit=fit, n_epoch=n_epoch, lr=lr, metric=metric, win_sz=win_sz)
+    if backend == 'ray':
+        from tsfast_lite.raytune import ray_map  # Ray: imported only here
+        items = [(s, k2, r) for s, k2 in configs for r in range(n_repeats)]
+        # each trial gets the loaders of its sub_seq_len only, through the object store
+        out = ray_map(_ray_grid_run, items, desc='tbptt_grid_search', **(ray_kwargs or {}),
+                      loaders=loaders, seed=seed, run_kw=run_kw)
+        failed = [(_config_label(s, k2, win_sz), r, e) for (s, k2, r), e in zip(items, out) if isinstance(e, Exception)]
+        if failed:
+            raise RuntimeError(f"{len(failed)} of {len(items)} trainings failed; the first: {failed[0][0]}, repeat "
+                               f"{failed[0][1]}: {failed[0][2]}")
+        rows, method = [row for row, _ in out], out[0][1]
+    else:
+        _warm_up(RNNLearner(loaders[configs[0][0]], sub_seq_len=configs[0][0], k2=configs[0][1], **learner_kwargs), fit, lr)
+        plain = plain_progress()  # in a log: one line per run instead of redrawn bars
+        rows, mb = [], configs if plain else master_bar(configs)
+        for s, k2 in mb:
+            label = _config_label(s, k2, win_sz)
+            for r in (range(n_repeats) if plain else progress_bar(range(n_repeats), parent=mb)):
+                if not plain: mb.child.comment = label
+                row, method = _grid_run(loaders[s], s, k2, seed, r, **run_kw)
+                rows.append(row)
+                if plain: print(f"{label}, repeat {r + 1}/{n_repeats}: {metric} {row[metric]:.6g}, {row['time_s']:.1f} s", flush=True)
+            if not plain: mb.main_bar.comment = label
     runs = pd.DataFrame(rows)
     agg = runs.groupby('config', sort=False).agg(
         sub_seq_len=('sub_seq_len', 'first'), k2=('k2', 'first'),
@@ -356,6 +386,6 @@ def tbptt_grid_search(
         time_s=('time_s', 'mean'), steps_per_epoch=('steps_per_epoch', 'first'), peak_mem_mb=('peak_mem_mb', 'max'))
     for df in (runs, agg): df['sub_seq_len'] = pd.Series([None if pd.isna(v) else int(v) for v in df['sub_seq_len']],
                                                           index=df.index, dtype=object)
-    agg.attrs['runs'], agg.attrs['memory_method'] = runs, pm.method
+    agg.attrs['runs'], agg.attrs['memory_method'] = runs, method
     if plot: attach_figure(agg, plot_grid_search(runs, metric))
     return agg
