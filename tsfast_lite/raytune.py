@@ -22,6 +22,7 @@ __all__ = ['ray_init', 'ray_map', 'TuneReportCB', 'tune_learner', 'load_tuned_le
 # %% ../nbs/04_tuning/01_raytune.ipynb #b0e1a007
 def _ray():
     "Import Ray Tune, with the install command when it is missing"
+    os.environ.setdefault('RAY_AIR_NEW_OUTPUT', '0')  # verbose=0 then prints nothing: the progress is our bar
     try:
         import ray
         from ray import tune
@@ -165,8 +166,9 @@ def tune_learner(
                                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                                  failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)))
     grid = tuner.fit()
-    rows = []
+    rows, configs = [], []
     for r in grid:
+        configs.append(dict(r.config))
         m = r.metrics or {}
         hist = r.metrics_dataframe
         best = None
@@ -180,7 +182,7 @@ def tune_learner(
     ok = df[df['error'].isna() & df[metric].notna()] if len(df) else df
     if len(ok):
         b = ok.loc[ok[metric].idxmin() if mode == 'min' else ok[metric].idxmax()]
-        df.attrs['best'] = dict(config={k: b[k] for k in param_space}, **{metric: float(b[metric])},
+        df.attrs['best'] = dict(config=configs[b.name], **{metric: float(b[metric])},
                                 checkpoint=b['checkpoint'], trial=b['trial'])
     df.attrs.update(metric=metric, mode=mode, sweep_s=time.perf_counter() - t0)
     return df

@@ -92,6 +92,14 @@ class _PlannedBatches(torch.utils.data.Dataset):
     def __getitem__(self, i): return self.windows.get(self.plan[i])
 
 # %% ../../nbs/00_data/01_dataloaders.ipynb #00b4f355
+def _from_rank0(t:torch.Tensor) -> torch.Tensor:
+    "`t` as process 0 of a running data-parallel group has it (a broadcast); unchanged without a group"
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2: return t
+    x = t.cuda() if dist.get_backend() == 'nccl' else t.clone()  # NCCL broadcasts CUDA tensors only
+    dist.broadcast(x, 0)
+    return x.to(t.device)
+
 class WindowDL:
     "A fastai-compatible DataLoader over `windows`, optionally cutting each batch into ordered sub-windows"
     def __init__(self,
@@ -136,6 +144,7 @@ class WindowDL:
             rounds = [torch.randperm(n) if self.shuffle else torch.arange(n) for _ in range(-(-need // n))]
             idxs = torch.cat(rounds)[:need]
         else: idxs = torch.randperm(n) if self.shuffle else torch.arange(n)
+        if self.shuffle and self.world > 1: idxs = _from_rank0(idxs)
         batches = list(idxs.split(gbs))
         if self.drop_last and batches and len(batches[-1]) < gbs: batches = batches[:-1]
         return self._rank_rows(batches, idxs) if self.world > 1 else batches
