@@ -219,6 +219,19 @@ for k2 in k2s:
     with learn.distrib_ctx(), learn.no_logging(): learn.fit(2, lr=1e-2)
     res[str(k2)] = dict(weights=learn.model.state_dict(), values=[list(map(float, v)) for v in learn.recorder.values],
                         n_updates=len(learn.recorder.losses))
+# interrupted after epoch 0 of 3 (a checkpoint written by process 0), then resumed in a new learner under distrib_ctx
+from pathlib import Path
+from fastai.callback.core import Callback, CancelFitException
+from tsfast_lite.learner.checkpoint import CheckpointCB
+class _Stop(Callback):
+    order = 60  # after CheckpointCB has saved the epoch
+    def after_epoch(self):
+        if self.epoch == 0: raise CancelFitException()
+learn = _ddp_learner(None, bs); learn.path = Path(out).parent
+with learn.distrib_ctx(), learn.no_logging(): learn.fit_flat_cos(3, lr=1e-2, cbs=[CheckpointCB('ck'), _Stop()])
+learn = _ddp_learner(None, bs); learn.path = Path(out).parent
+with learn.distrib_ctx(), learn.no_logging(): learn.resume_fit('ck')
+res['resumed'] = dict(weights=learn.model.state_dict(), files=sorted(p.name for p in (learn.path/learn.model_dir).iterdir()))
 if rank_distrib() == 0: torch.save(res, out)
 '''
 
@@ -257,7 +270,17 @@ def check_data_parallel(nproc:int=2, bs:int=4, k2s=(None, 5, 20), tol:float=1e-5
         dv = float(np.abs(np.array(m['values']) - vals).max())
         rows.append(dict(k2=k2 or 'k1', updates=len(learn.recorder.losses), updates_per_process=m['n_updates'],
                          max_weight_diff=dw, max_loss_metric_diff=dv, valid_loss=vals[-1][1], valid_loss_ddp=m['values'][-1][1]))
+    # the resumed run against one process training the 3 epochs without interruption
+    learn = _ddp_learner(None, bs * nproc)
+    with learn.no_logging(), learn.no_bar(): learn.fit_flat_cos(3, lr=1e-2)
+    m = multi['resumed']
+    dw = max(float((m['weights'][k] - v).abs().max()) for k, v in learn.model.state_dict().items())
+    if dw > tol: raise AssertionError(f"resume_fit under distrib_ctx ends {dw:.3g} away from an uninterrupted fit")
+    n_json = sum(f.endswith('.json') for f in m['files'])
+    if n_json != 1 or sum(f.endswith('.pth') for f in m['files']) != 1:
+        raise AssertionError(f"expected one checkpoint (json + weights) written by process 0, found {m['files']}")
     df = pd.DataFrame(rows)
+    df.attrs['resume_weight_diff'] = dw
     bad = df[(df.max_weight_diff > tol) | (df.max_loss_metric_diff > tol) | (df.updates != df.updates_per_process)]
     if len(bad): raise AssertionError(f"{nproc} processes differ from one process:\n{bad.to_string()}")
     return df
