@@ -101,12 +101,14 @@ def ray_map(fn, # function item -> result, run in a trial's process (define it i
 class TuneReportCB(Callback):
     "Report each epoch's validation values to Ray Tune, with a checkpoint of the weights and the epoch"
     order = 65  # after the Recorder has logged the epoch
+    def __init__(self, resumed_at:int=0): self.resumed_at = resumed_at  # the epoch a restored trial started from
     def after_epoch(self):
+        if self.epoch < self.resumed_at: return  # an epoch `fit(..., start_epoch=...)` skipped: nothing trained
         from ray import tune
         rec = self.learn.recorder
         names = rec.metric_names[1:-1]  # epoch and time left out
         vals = {n: (float(v) if v is not None else float('nan')) for n, v in zip(names, rec.log[1:-1])}
-        vals['epoch'] = self.epoch + 1
+        vals['epoch'], vals['resumed_at'] = self.epoch + 1, self.resumed_at
         with tempfile.TemporaryDirectory() as d:
             torch.save({'model': self.learn.model.state_dict(), 'epoch': self.epoch}, Path(d)/'learner.pt')
             tune.report(vals, checkpoint=tune.Checkpoint.from_directory(d))
@@ -123,7 +125,7 @@ def _tune_trial(config, make_learner=None, n_epoch=1, fit='fit_flat_cos', lr=3e-
             st = torch.load(Path(d)/'learner.pt', weights_only=False)
         learn.model.load_state_dict(st['model']); start = st['epoch'] + 1
         if start >= n_epoch: return
-    learn.add_cb(TuneReportCB())
+    learn.add_cb(TuneReportCB(resumed_at=start))
     with learn.no_bar(), learn.no_logging():
         getattr(learn, fit)(n_epoch, config.get('lr', lr), start_epoch=start)
 
@@ -176,6 +178,7 @@ def tune_learner(
             best = float(hist[metric].min() if mode == 'min' else hist[metric].max())
         rows.append(dict(trial=m.get('trial_id'), **{k: v for k, v in r.config.items()},
                          **{metric: m.get(metric), f'best_{metric}': best, 'epochs': m.get('epoch', 0) or 0,
+                            'resumed_at': m.get('resumed_at', 0) or 0,
                             'time_s': m.get('time_total_s'), 'error': None if r.error is None else f"{type(r.error).__name__}: {r.error}",
                             'checkpoint': None if r.checkpoint is None else r.checkpoint.path}))
     df = pd.DataFrame(rows)
