@@ -290,7 +290,22 @@ CASES = [
          ["No checkpoint 'nothing' in {tmp}/models (nothing.json is missing): train with cbs=CheckpointCB('nothing') to write one"]),
     Case('CheckpointCB: every_epoch = 0', lambda c: CheckpointCB(every_epoch=0), ValueError,
          ["every_epoch=0 must be True or a positive number of epochs"]),
+    # CPU threads, data-parallel shards
+    Case('learn.cpu_threads = 0', lambda c: setattr(c['learn'], 'cpu_threads', 0), ValueError,
+         ["cpu_threads=0: give a positive number of torch threads, or None for torch's own setting"]),
+    Case('TSFAST_LITE_CPU_THREADS=two', lambda c: _env_threads('two'), ValueError,
+         ["TSFAST_LITE_CPU_THREADS='two': give a positive number of threads, or 'torch' for torch's own setting"]),
+    Case('WindowDL.shard: rank >= world', lambda c: c['learn'].dls.train.shard(2, 2), ValueError,
+         ["rank=2 must be below world=2 (ranks are 0 to 1)"]),
+    Case('WindowDL.shard: fewer windows than one batch of all processes', lambda c: c['learn'].dls.train.shard(0, 64), ValueError,
+         ["train: 26 windows make no window-batch of bs=4 per process x 64 processes = 256; use a smaller bs, or n_batches_train"]),
 ]
+
+def _env_threads(v):
+    import os
+    from unittest import mock
+    from tsfast_lite.learner.loop import cpu_threads_default
+    with mock.patch.dict(os.environ, {'TSFAST_LITE_CPU_THREADS': v}): return cpu_threads_default()
 
 @pytest.fixture(scope='module')
 def ctx(tmp_path_factory):
