@@ -37,7 +37,6 @@ def ray_init(address:str|None=None, # None: a local Ray in this process; 'auto' 
     "Start (or connect to) Ray unless it is running; return the `ray` module"
     ray, _ = _ray()
     if not ray.is_initialized():
-        os.environ.setdefault('RAY_ACCEPT_CLUSTER_ENV_VARS', '0')
         kw = {} if address else dict(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False)
         ray.init(address=address, log_to_driver=False, configure_logging=True, logging_level='error', **kw)
     return ray
@@ -124,7 +123,14 @@ def _tune_trial(config, make_learner=None, n_epoch=1, fit='fit_flat_cos', lr=3e-
         with ckpt.as_directory() as d:
             st = torch.load(Path(d)/'learner.pt', weights_only=False)
         learn.model.load_state_dict(st['model']); start = st['epoch'] + 1
-        if start >= n_epoch: return
+        if start >= n_epoch:  # restored from a last-epoch checkpoint (PBT at the end): report its values, as trained
+            with learn.no_bar(), learn.no_logging(): vals = learn.validate()
+            names = ['valid_loss'] + [m.name for m in learn.metrics]
+            with tempfile.TemporaryDirectory() as d:
+                torch.save({'model': learn.model.state_dict(), 'epoch': n_epoch - 1}, Path(d)/'learner.pt')
+                tune.report({**dict(zip(names, map(float, vals))), 'epoch': n_epoch, 'resumed_at': start},
+                            checkpoint=tune.Checkpoint.from_directory(d))
+            return
     learn.add_cb(TuneReportCB(resumed_at=start))
     with learn.no_bar(), learn.no_logging():
         getattr(learn, fit)(n_epoch, config.get('lr', lr), start_epoch=start)
@@ -165,7 +171,7 @@ def tune_learner(
                                                    scheduler=scheduler, reuse_actors=True),
                        run_config=tune.RunConfig(storage_path=_storage(storage_path), name=name, verbose=0,
                                                  callbacks=[_progress_callback(_n_trials(param_space, num_samples), 'trials')],
-                                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=_keep(scheduler)),
                                                  failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)))
     grid = tuner.fit()
     rows, configs = [], []
@@ -189,6 +195,11 @@ def tune_learner(
                                 checkpoint=b['checkpoint'], trial=b['trial'])
     df.attrs.update(metric=metric, mode=mode, sweep_s=time.perf_counter() - t0)
     return df
+
+def _keep(scheduler) -> int|None:
+    "Checkpoints kept per trial: all for Population Based Training (it restarts trials from older ones), else the last"
+    from ray.tune.schedulers import PopulationBasedTraining
+    return None if isinstance(scheduler, PopulationBasedTraining) else 1
 
 def _n_trials(param_space:dict, num_samples:int) -> int:
     "The number of trials Ray Tune makes: num_samples times the product of the grid_search sizes"
