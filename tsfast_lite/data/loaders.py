@@ -16,8 +16,9 @@ from .records import *
 from .records import _check_int, _check_real
 
 # %% auto #0
-__all__ = ['F32_RATIO_LIMIT', 'divisors', 'check_sub_seq_len', 'window_starts', 'SeqWindows', 'WindowDL', 'SeqDataLoaders',
-           'unique_names', 'check_float32_resolution', 'create_dls', 'iter_windows', 'plot_windows']
+__all__ = ['F32_RATIO_LIMIT', 'divisors', 'check_sub_seq_len', 'window_starts', 'SeqWindows', 'dist_world', 'for_collective',
+           'WindowDL', 'SeqDataLoaders', 'unique_names', 'check_float32_resolution', 'create_dls', 'iter_windows',
+           'plot_windows']
 
 # %% ../../nbs/00_data/01_dataloaders.ipynb #1d0aaaa9
 def divisors(n:int) -> list:
@@ -92,12 +93,20 @@ class _PlannedBatches(torch.utils.data.Dataset):
     def __getitem__(self, i): return self.windows.get(self.plan[i])
 
 # %% ../../nbs/00_data/01_dataloaders.ipynb #00b4f355
+def dist_world() -> int:
+    "Number of processes of the running data-parallel group (`torch.distributed`), 1 without one"
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+def for_collective(t:torch.Tensor) -> torch.Tensor:
+    "A copy of `t` on the device the group's collectives need (NCCL: the current GPU; gloo: the CPU)"
+    return t.cuda() if torch.distributed.get_backend() == 'nccl' else t.cpu().clone()
+
 def _from_rank0(t:torch.Tensor) -> torch.Tensor:
     "`t` as process 0 of a running data-parallel group has it (a broadcast); unchanged without a group"
-    dist = torch.distributed
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2: return t
-    x = t.cuda() if dist.get_backend() == 'nccl' else t.clone()  # NCCL broadcasts CUDA tensors only
-    dist.broadcast(x, 0)
+    if dist_world() < 2: return t
+    x = for_collective(t)
+    torch.distributed.broadcast(x, 0)
     return x.to(t.device)
 
 class WindowDL:

@@ -15,6 +15,7 @@ from fastcore.foundation import L
 from fastai.learner import Learner, SkipToEpoch
 from fastai.callback.core import Callback
 from fastai.torch_core import rank_distrib
+from ..data.loaders import dist_world
 import fastai.callback.all  # fit_one_cycle, fit_flat_cos
 
 # %% auto #0
@@ -120,8 +121,7 @@ def save_checkpoint(learn:Learner, # the learner to save (weights and optimizer 
 
 def _barrier():
     "Wait for every process of a data-parallel run (nothing in a single process)"
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1: dist.barrier()
+    if dist_world() > 1: torch.distributed.barrier()
 
 def _save_checkpoint(learn, d:Path, fname:str, **meta) -> Path:
     d.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ import sys
 from fastai.learner import noop  # the `noop` of `Learner.no_logging` (fastai defines its own)
 from fastprogress.fastprogress import IN_NOTEBOOK
 import fastai.callback.all  # fit_one_cycle, fit_flat_cos, lr_find, progress bars, trackers
+from ..data.loaders import dist_world, for_collective
 from fastcore.xtras import modify_exception
 
 # %% auto #0
@@ -339,16 +340,11 @@ def torch_threads(n:int|None):
     finally: torch.set_num_threads(old)
 
 # %% ../../nbs/02_learner/02_loop.ipynb #edae2f2c
-def _world() -> int:
-    "Number of processes of the running data-parallel group (1 without one)"
-    dist = torch.distributed
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
 def _any_rank(bad:torch.Tensor) -> torch.Tensor:
     "The boolean `bad`, OR-ed over the processes of a data-parallel run: all stop, or none"
-    if _world() < 2: return bad
+    if dist_world() < 2: return bad
     t = bad.float().reshape(1)
-    if torch.distributed.get_backend() == 'nccl' and t.device.type != 'cuda': t = t.cuda()
+    if torch.distributed.get_backend() != 'nccl' or t.device.type != 'cuda': t = for_collective(t)
     torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
     return (t > 0).reshape(()).to(bad.device)
 
@@ -371,7 +367,7 @@ class TerminateOnNonFiniteCB(Callback):
         lazy = loss.device.type != 'cpu' if self.lazy is None else self.lazy
         opt = self._torch_opt() if lazy else None
         if opt is None:
-            if _world() > 1: ok = not bool(_any_rank(~torch.isfinite(loss).all()))
+            if dist_world() > 1: ok = not bool(_any_rank(~torch.isfinite(loss).all()))
             else: ok = math.isfinite(loss.item()) if loss.numel() == 1 else bool(torch.isfinite(loss).all())
             if not ok: self._raise(self.epoch, self.iter)
             return

@@ -8,6 +8,7 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/02_learner/metrics.html.md"""
 from __future__ import annotations
 import torch
 from fastai.learner import Metric, AvgLoss
+from ..data.loaders import dist_world, for_collective
 
 # %% auto #0
 __all__ = ['fun_rmse', 'fun_mae', 'ranks_sum', 'RMSE', 'SampleAvgMetric', 'SampleAvgLoss', 'as_global_metric']
@@ -23,12 +24,10 @@ def fun_mae(pred, targ):
 
 def ranks_sum(total, count) -> tuple:
     "`(total, count)` summed over the processes of a data-parallel run; unchanged in a single process"
-    dist = torch.distributed
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2: return total, count
-    dev = torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
-    t = torch.stack([torch.as_tensor(total, dtype=torch.float64).to(dev).reshape(()),
-                     torch.tensor(float(count), dtype=torch.float64, device=dev)])
-    dist.all_reduce(t)  # one collective per metric and validation: every process reads `value` once per epoch
+    if dist_world() < 2: return total, count
+    t = for_collective(torch.stack([torch.as_tensor(total, dtype=torch.float64).detach().cpu().reshape(()),
+                                    torch.tensor(float(count), dtype=torch.float64)]))
+    torch.distributed.all_reduce(t)  # one collective per metric and validation: every process reads `value` once per epoch
     return t[0], int(t[1].item())
 
 class _GlobalSum:
