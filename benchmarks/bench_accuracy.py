@@ -101,6 +101,10 @@ RECIPES = {
                                           benchmark='wiener_hammerstein', head_gain=30.),
     'wh_lstm_tbptt_5000_e75': _tbptt_5000("as `wh_lstm_tbptt_5000_e25`, 75 epochs", 75, benchmark='wiener_hammerstein',
                                           head_gain=30.),
+    'wh_lstm_tbptt_5000_e25_lr1e-2': dict(_tbptt_5000("as `wh_lstm_tbptt_5000_e25` with lr 1e-2", 25,
+                                                     benchmark='wiener_hammerstein', head_gain=30.), fit=dict(n_epoch=25, lr=1e-2)),
+    'wh_lstm_tbptt_5000_e25_gain100': _tbptt_5000("as `wh_lstm_tbptt_5000_e25` with head_gain=100", 25,
+                                                  benchmark='wiener_hammerstein', head_gain=100.),
     'ct_gru': _ct("Cascaded Tanks: GRU 32, head_gain 100, bs 16, win_sz 100, stp_sz 1, all windows each epoch, n_skip 5, "
                   "fit_flat_cos(100, 3e-3)", 100.),
     'ct_gru_gain1': _ct("`ct_gru` with head_gain=1", 1.),
@@ -154,6 +158,12 @@ for _name in ('sb_lstm_tbptt_5000_e25', 'wh_lstm_tbptt_5000_e25', 'ct_gru'):
     RECIPES[f'{_name}_enc'] = dict(RECIPES[_name], learner=dict(RECIPES[_name]['learner'], encoder=True),
                                    doc=f"`{_name}` with a learned initial state (`encoder=True`: an MLP of 2 x 64 tanh "
                                        "units reads the first n_init samples of u and y of every window)")
+
+RECIPES['ct_gru_enc_w200'] = dict(RECIPES['ct_gru_enc'], dls=dict(bs=16, win_sz=200, stp_sz=1),
+                                  doc="`ct_gru_enc` with win_sz 200 (the encoder reads 50 samples, the model simulates 150)")
+RECIPES['ct_gru_enc_h64'] = dict(RECIPES['ct_gru_enc'], learner=dict(RECIPES['ct_gru_enc']['learner'], hidden_size=64),
+                                 doc="`ct_gru_enc` with GRU 64")
+RECIPES['ct_gru_enc_e300'] = dict(RECIPES['ct_gru_enc'], fit=dict(n_epoch=300, lr=3e-3), doc="`ct_gru_enc`, 300 epochs")
 
 FAMILY_RECIPES = {
     'silverbox': {'rnn': 'sb_lstm_tbptt_5000_e25', 'tcn': 'sb_tcn', 'lru': 'sb_lru', 'linear_ss': 'sb_linear_ss'},

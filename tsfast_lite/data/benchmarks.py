@@ -374,7 +374,7 @@ def create_dls_wiener_hammerstein(
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #b82aef80
 CT_FS = 0.25 # Hz (Ts = 4 s)
-CT_N_INIT = 5
+CT_N_INIT = 50 # the official loader's state_initialization_window_length (nonlinear_benchmarks 1.0.1)
 
 def cascaded_tanks_dataset(
     valid_frac:float=0.2, # fraction at the end of train_val used as validation set
@@ -400,7 +400,7 @@ def create_dls_cascaded_tanks(
     cache=None, # cache folder (default: `cache_dir()`)
     **kwargs, # further arguments of `create_dls` (sub_seq_len, valid_stp_sz, n_batches_train, num_workers, ...)
 ) -> SeqDataLoaders:
-    "DataLoaders of the Cascaded Tanks benchmark (official split, n_init=5, scored in V)"
+    "DataLoaders of the Cascaded Tanks benchmark (official split, n_init=50, scored in V)"
     return _benchmark_dls('cascaded_tanks', cascaded_tanks_dataset(valid_frac, root, cache), CT_N_INIT, 'V', 1.,
                           dict(win_sz=win_sz, stp_sz=stp_sz, bs=bs, **kwargs))
 
