@@ -39,10 +39,13 @@ TEST_ORDER = {'silverbox': ['multisine', 'arrow_full', 'arrow_no_extrapolation']
               'cascaded_tanks': ['test']}
 TITLES = {'silverbox': 'Silverbox [mV]', 'wiener_hammerstein': 'Wiener-Hammerstein [mV]', 'cascaded_tanks': 'Cascaded Tanks [V]'}
 
-# The recipes. `dls`: arguments of the benchmark's create_dls_*; `family`: a key of LEARNERS; `learner`: arguments of
-# that family's learner (RNNLearner, TCNLearner, ...); `fit`: epochs, lr.
-def _recipe(benchmark, doc, dls, n_epoch, lr=3e-3, family='rnn', **learner):
-    return dict(benchmark=benchmark, doc=doc, dls=dls, family=family, learner=learner, fit=dict(n_epoch=n_epoch, lr=lr))
+# The recipes: `tsfast_lite.recipes.Recipe`s. Those of the library (`RECIPES` of tsfast_lite.recipes: each benchmark's
+# `best`, one per model family, `encoder`) are taken from it under the names their runs carry in results/accuracy.jsonl;
+# the others are the measurements that chose them (levers, schedules, head gains, tsfast's W2 recipe).
+from tsfast_lite.recipes import Recipe, get_recipe  # noqa: E402  (imports torch and fastai)
+
+def _recipe(benchmark, doc, dls, n_epoch, lr=3e-3, family='rnn', **learner) -> Recipe:
+    return Recipe('', benchmark, doc, dls, family, learner, n_epoch, lr)
 
 W2 = dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300)  # tsfast's default recipe, W2 in the performance issue
 TBPTT_5000 = dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40)
@@ -54,15 +57,19 @@ def _tutorial(doc, sub_seq_len, head_gain):
     dls = dict(bs=16, win_sz=500, stp_sz=10, **({} if sub_seq_len is None else dict(sub_seq_len=sub_seq_len)))
     return _recipe('silverbox', doc, dls, 10, rnn_type='lstm', hidden_size=40, head_gain=head_gain)
 
-def _ct(doc, head_gain):
-    return _recipe('cascaded_tanks', doc, dict(bs=16, win_sz=100, stp_sz=1), 100, rnn_type='gru', hidden_size=32,
-                   n_skip=5, head_gain=head_gain)
-
-def _tbptt_5000(doc, n_epoch, hidden_size=64, benchmark='silverbox', head_gain=100.):
-    return _recipe(benchmark, doc, TBPTT_5000, n_epoch, rnn_type='lstm', hidden_size=hidden_size, n_skip=50,
+def _tbptt_5000(doc, n_epoch, hidden_size=64, benchmark='silverbox', head_gain=100., lr=3e-3):
+    return _recipe(benchmark, doc, TBPTT_5000, n_epoch, lr, rnn_type='lstm', hidden_size=hidden_size, n_skip=50,
                    head_gain=head_gain)
 
-RECIPES = {
+# name in the results -> (benchmark, name) of the library's recipe
+LIBRARY = {**{f'{p}_{k}': (b, f) for b, p in (('silverbox', 'sb'), ('wiener_hammerstein', 'wh'), ('cascaded_tanks', 'ct'))
+              for k, f in (('tcn', 'tcn'), ('lru', 'lru'), ('linear_ss', 'linear_ss'), ('best', 'best'))},
+           'sb_lstm_tbptt_5000_e25': ('silverbox', 'rnn'), 'sb_lstm_tbptt_5000_e25_enc': ('silverbox', 'encoder'),
+           'wh_lstm_tbptt_5000_e25': ('wiener_hammerstein', 'rnn'), 'wh_lstm_tbptt_5000_e25_enc': ('wiener_hammerstein', 'encoder'),
+           'ct_gru': ('cascaded_tanks', 'rnn'), 'ct_gru_enc': ('cascaded_tanks', 'encoder')}
+
+RECIPES = {n: get_recipe(*bn) for n, bn in LIBRARY.items()}
+RECIPES.update({
     'sb_gru_w2': _w2('silverbox', "tsfast's GRU default recipe (W2) with head_gain=1 (a plain linear output layer): "
                      "GRU 100, bs 64, win_sz 200, stp_sz 1, 300 batches/epoch, n_skip 50, fit_flat_cos(10, 3e-3), full "
                      "BPTT on 200-sample windows", 1.),
@@ -82,14 +89,12 @@ RECIPES = {
     'sb_tutorial_full_gain1': _tutorial("the tutorial's standard recipe: as `sb_tutorial_tbptt_gain1` with full BPTT on "
                                         "the 500-sample windows", None, 1.),
     'sb_tutorial_full_gain30': _tutorial("`sb_tutorial_full_gain1` with head_gain=30, RNNLearner's default", None, 30.),
-    'sb_lstm_tbptt_5000_e25': _tbptt_5000(
-        "very long windows with TBPTT: LSTM 64, head_gain 100, bs 16, win_sz 5000 cut into sub_seq_len 250 (20 "
-        "updates per window, state carried), stp_sz 10, 40 window-batches/epoch, n_skip 50, fit_flat_cos(25, 3e-3) "
-        "(1,000 window-batches, 20,000 updates)", 25),
     'sb_lstm_tbptt_5000_e50': _tbptt_5000("as `sb_lstm_tbptt_5000_e25`, 50 epochs (2,000 window-batches, 40,000 "
                                           "updates)", 50),
     'sb_lstm_tbptt_5000_e75': _tbptt_5000("as `sb_lstm_tbptt_5000_e25`, 75 epochs (3,000 window-batches, 60,000 "
                                           "updates)", 75),
+    'sb_lstm_tbptt_5000_e100': _tbptt_5000("as `sb_lstm_tbptt_5000_e25`, 100 epochs (4,000 window-batches, 80,000 "
+                                           "updates)", 100),
     'sb_lstm100_tbptt_5000_e25': _tbptt_5000("as `sb_lstm_tbptt_5000_e25` with LSTM 100", 25, hidden_size=100),
     'sb_lstm100_tbptt_5000_e50': _tbptt_5000("as `sb_lstm_tbptt_5000_e50` with LSTM 100", 50, hidden_size=100),
     'wh_gru_w2': _w2('wiener_hammerstein', "W2 on Wiener-Hammerstein with head_gain=1: GRU 100, bs 64, win_sz 200, "
@@ -97,74 +102,26 @@ RECIPES = {
     'wh_gru_w2_gain10': _w2('wiener_hammerstein', "`wh_gru_w2` with head_gain=10", 10.),
     'wh_gru_w2_gain30': _w2('wiener_hammerstein', "`wh_gru_w2` with head_gain=30, RNNLearner's default", 30.),
     'wh_gru_w2_gain100': _w2('wiener_hammerstein', "`wh_gru_w2` with head_gain=100", 100.),
-    'wh_lstm_tbptt_5000_e25': _tbptt_5000("`sb_lstm_tbptt_5000_e25` on Wiener-Hammerstein with head_gain=30", 25,
-                                          benchmark='wiener_hammerstein', head_gain=30.),
     'wh_lstm_tbptt_5000_e75': _tbptt_5000("as `wh_lstm_tbptt_5000_e25`, 75 epochs", 75, benchmark='wiener_hammerstein',
                                           head_gain=30.),
-    'wh_lstm_tbptt_5000_e25_lr1e-2': dict(_tbptt_5000("as `wh_lstm_tbptt_5000_e25` with lr 1e-2", 25,
-                                                     benchmark='wiener_hammerstein', head_gain=30.), fit=dict(n_epoch=25, lr=1e-2)),
+    'wh_lstm_tbptt_5000_e100': _tbptt_5000("as `wh_lstm_tbptt_5000_e25`, 100 epochs", 100,
+                                           benchmark='wiener_hammerstein', head_gain=30.),
+    'wh_lstm_tbptt_5000_e25_lr1e-2': _tbptt_5000("as `wh_lstm_tbptt_5000_e25` with lr 1e-2", 25,
+                                                 benchmark='wiener_hammerstein', head_gain=30., lr=1e-2),
     'wh_lstm_tbptt_5000_e25_gain100': _tbptt_5000("as `wh_lstm_tbptt_5000_e25` with head_gain=100", 25,
                                                   benchmark='wiener_hammerstein', head_gain=100.),
-    'ct_gru': _ct("Cascaded Tanks: GRU 32, head_gain 100, bs 16, win_sz 100, stp_sz 1, all windows each epoch, n_skip 5, "
-                  "fit_flat_cos(100, 3e-3)", 100.),
-    'ct_gru_gain1': _ct("`ct_gru` with head_gain=1", 1.),
-    'ct_gru_gain30': _ct("`ct_gru` with head_gain=30, RNNLearner's default", 30.),
-}
+    'ct_gru_gain1': RECIPES['ct_gru'].replace(doc="`ct_gru` with head_gain=1", learner=dict(head_gain=1.)),
+    'ct_gru_gain30': RECIPES['ct_gru'].replace(doc="`ct_gru` with head_gain=30, RNNLearner's default",
+                                               learner=dict(head_gain=30.)),
+    'ct_gru_enc_w200': RECIPES['ct_gru_enc'].replace(
+        doc="`ct_gru_enc` with win_sz 200 (the encoder reads 50 samples, the model simulates 150)", dls=dict(win_sz=200)),
+    'ct_gru_enc_h64': RECIPES['ct_gru_enc'].replace(doc="`ct_gru_enc` with GRU 64", learner=dict(hidden_size=64)),
+    'ct_gru_enc_e300': RECIPES['ct_gru_enc'].replace(doc="`ct_gru_enc`, 300 epochs", n_epoch=300),
+})
+RECIPES = {n: r.replace(name=n) for n, r in RECIPES.items()}
 
 # One recipe per model family and benchmark, each about 4 minutes of training on one CPU thread (the "Choosing a
-# model" guide page). The RNN row of each benchmark is an existing recipe: FAMILY_RECIPES[bench]['rnn'].
-LONG_5000 = dict(bs=16, win_sz=5000, stp_sz=10, n_batches_train=20)  # 5000-sample windows, cut into sub-windows
-
-def _tcn(benchmark, doc, dls, n_epoch, **kw):
-    return _recipe(benchmark, doc, dls, n_epoch, family='tcn', **kw)
-
-def _lru(benchmark, doc, dls, n_epoch, **kw):
-    return _recipe(benchmark, doc, dls, n_epoch, family='lru', **kw)
-
-_TCN_LONG = ("TCN 32 channels, 6 blocks (kernel 3, dilations 1..32, receptive field 253, n_skip 252 by default), "
-             "head_gain 30, bs 16, win_sz 5000 cut into sub_seq_len 500, stp_sz 10, 20 window-batches/epoch, "
-             "fit_flat_cos(12, 3e-3) (240 window-batches, 2,400 updates)")
-_LRU_LONG = ("LRU 32 wide, 2 blocks of 32 complex states, head_gain 30, n_skip 50, bs 16, win_sz 5000 cut into "
-             "sub_seq_len 250, stp_sz 10, 20 window-batches/epoch, fit_flat_cos(10, 3e-3) (200 window-batches, "
-             "4,000 updates)")
-_TCN_CT = ("TCN 32 channels, 4 blocks (receptive field 61, n_skip 60 by default), head_gain 30, bs 16, win_sz 200, "
-           "stp_sz 1, all windows each epoch, fit_flat_cos(100, 3e-3)")
-_LRU_CT = ("LRU 32 wide, 2 blocks of 32 complex states, head_gain 30, n_skip 5, bs 16, win_sz 200, stp_sz 1, all "
-           "windows each epoch, fit_flat_cos(100, 3e-3)")
-for _bm, _p in (('silverbox', 'sb'), ('wiener_hammerstein', 'wh')):
-    RECIPES[f'{_p}_tcn'] = _tcn(_bm, _TCN_LONG, dict(LONG_5000, sub_seq_len=500), 12, hidden_size=32, num_layers=6)
-    RECIPES[f'{_p}_lru'] = _lru(_bm, _LRU_LONG, dict(LONG_5000, sub_seq_len=250), 10, hidden_size=32, state_size=32,
-                                num_layers=2, n_skip=50)
-RECIPES['ct_tcn'] = _tcn('cascaded_tanks', _TCN_CT, dict(bs=16, win_sz=200, stp_sz=1), 100, hidden_size=32, num_layers=4)
-RECIPES['ct_lru'] = _lru('cascaded_tanks', _LRU_CT, dict(bs=16, win_sz=200, stp_sz=1), 100, hidden_size=32,
-                         state_size=32, num_layers=2, n_skip=5)
-
-def _linear_ss(benchmark, doc, dls, n_epoch, **kw):
-    return _recipe(benchmark, doc, dls, n_epoch, family='linear_ss', **kw)
-
-_LSS_LONG = ("linear state space, nx 8, initialised at the best linear approximation, plus an MLP residual of 32 units "
-             "(head_gain 30), n_skip 150, bs 16, win_sz 5000 cut into sub_seq_len 250, stp_sz 10, 20 "
-             "window-batches/epoch, fit_flat_cos(50, 3e-3) (1,000 window-batches, 20,000 updates)")
-_LSS_CT = ("linear state space, nx 8, initialised at the best linear approximation, plus an MLP residual of 32 units "
-           "(head_gain 30), n_skip 5, bs 16, win_sz 200, stp_sz 1, all windows each epoch, fit_flat_cos(100, 3e-3)")
-for _bm, _p in (('silverbox', 'sb'), ('wiener_hammerstein', 'wh')):
-    RECIPES[f'{_p}_linear_ss'] = _linear_ss(_bm, _LSS_LONG, dict(LONG_5000, sub_seq_len=250), 50, nx=8, residual='mlp',
-                                            n_skip=150)
-RECIPES['ct_linear_ss'] = _linear_ss('cascaded_tanks', _LSS_CT, dict(bs=16, win_sz=200, stp_sz=1), 100, nx=8,
-                                     residual='mlp', n_skip=5)
-
-# The RNN recipes with a learned initial state (`encoder=True`: an MLP reads the benchmark's n_init samples of u and y)
-for _name in ('sb_lstm_tbptt_5000_e25', 'wh_lstm_tbptt_5000_e25', 'ct_gru'):
-    RECIPES[f'{_name}_enc'] = dict(RECIPES[_name], learner=dict(RECIPES[_name]['learner'], encoder=True),
-                                   doc=f"`{_name}` with a learned initial state (`encoder=True`: an MLP of 2 x 64 tanh "
-                                       "units reads the first n_init samples of u and y of every window)")
-
-RECIPES['ct_gru_enc_w200'] = dict(RECIPES['ct_gru_enc'], dls=dict(bs=16, win_sz=200, stp_sz=1),
-                                  doc="`ct_gru_enc` with win_sz 200 (the encoder reads 50 samples, the model simulates 150)")
-RECIPES['ct_gru_enc_h64'] = dict(RECIPES['ct_gru_enc'], learner=dict(RECIPES['ct_gru_enc']['learner'], hidden_size=64),
-                                 doc="`ct_gru_enc` with GRU 64")
-RECIPES['ct_gru_enc_e300'] = dict(RECIPES['ct_gru_enc'], fit=dict(n_epoch=300, lr=3e-3), doc="`ct_gru_enc`, 300 epochs")
-
+# model" guide page), and the same RNN recipe with a learned initial state
 FAMILY_RECIPES = {
     'silverbox': {'rnn': 'sb_lstm_tbptt_5000_e25', 'tcn': 'sb_tcn', 'lru': 'sb_lru', 'linear_ss': 'sb_linear_ss'},
     'wiener_hammerstein': {'rnn': 'wh_lstm_tbptt_5000_e25', 'tcn': 'wh_tcn', 'lru': 'wh_lru', 'linear_ss': 'wh_linear_ss'},
@@ -172,8 +129,8 @@ FAMILY_RECIPES = {
 }
 ENCODER_RECIPES = {'silverbox': 'sb_lstm_tbptt_5000_e25_enc', 'wiener_hammerstein': 'wh_lstm_tbptt_5000_e25_enc',
                    'cascaded_tanks': 'ct_gru_enc'}
-DEFAULT_RECIPES = ['sb_gru_w2_gain30', 'sb_gru_w2_gain100', 'sb_lstm_tbptt_5000_e75', 'wh_gru_w2_gain30',
-                   'wh_lstm_tbptt_5000_e75', 'ct_gru_gain30']
+BEST_RECIPES = {'silverbox': 'sb_best', 'wiener_hammerstein': 'wh_best', 'cascaded_tanks': 'ct_best'}
+DEFAULT_RECIPES = list(BEST_RECIPES.values())
 
 # The reference implementation run here: tsfast 0.5.0 (`pip install tsfast`) with its own defaults (torch Adam, inputs
 # standardised, outputs not, L1 loss), trained in a separate python (`--tsfast-python`) and scored like evaluate_tests.
@@ -186,30 +143,6 @@ TSFAST_RECIPES = {
         fit=dict(n_epoch=10, lr=3e-3)),
 }
 ALL_RECIPES = {**RECIPES, **TSFAST_RECIPES}
-
-
-def make_dls(recipe:dict, quick:bool):
-    from tsfast_lite.data import benchmarks as B
-    kw = dict(recipe['dls'])
-    if quick: kw['n_batches_train'] = 2
-    return getattr(B, f"create_dls_{recipe['benchmark']}")(**kw)
-
-
-LOSSES = {'mse': 'MSELoss', 'l1': 'L1Loss'}  # recipes name their loss (a torch.nn class), so that rows stay JSON
-
-# The model families: recipe['family'] -> (module, learner constructor), imported when a recipe of the family runs
-LEARNERS = {'rnn': ('tsfast_lite.learner.core', 'RNNLearner'), 'tcn': ('tsfast_lite.models.tcn', 'TCNLearner'),
-            'lru': ('tsfast_lite.models.lru', 'LRULearner'), 'linear_ss': ('tsfast_lite.models.linear_ss', 'LinearSSLearner')}
-
-def make_learner(recipe:dict, dls):
-    "The family's learner (RNNLearner by default) with the recipe's arguments (a `loss_func` given by name, see LOSSES)"
-    import importlib
-    module, fn = LEARNERS[recipe.get('family', 'rnn')]
-    kw = dict(recipe['learner'])
-    if 'loss_func' in kw:
-        import torch
-        kw['loss_func'] = getattr(torch.nn, LOSSES[kw['loss_func']])()
-    return getattr(importlib.import_module(module), fn)(dls, **kw)
 
 
 def _head_gain(model) -> float|None:
@@ -255,30 +188,27 @@ def save_predictions(learn, name:str, seed:int, test:str='arrow_full'):
                         rmse=float(np.sqrt((e[n_init:]**2).mean())))
 
 
+def _doc(name:str) -> str: return getattr(ALL_RECIPES[name], 'doc', None) or ALL_RECIPES[name]['doc']
+
 def run_one(name:str, seed:int, quick:bool, predictions:bool=False) -> dict:
-    "Train recipe `name` with `seed` and score it on the official test sets"
+    "Train recipe `name` with `seed` (`tsfast_lite.recipes.train_recipe`) and score it on the official test sets"
     import torch
-    from fastai.basics import set_seed
-    import tsfast_lite.inference  # noqa: F401  (patches predict_sequence, evaluate_tests)
-    recipe = RECIPES[name]
-    dls = make_dls(recipe, quick)
-    set_seed(seed)
-    learn = make_learner(recipe, dls)
-    n_epoch = 1 if quick else recipe['fit']['n_epoch']
+    from tsfast_lite.recipes import train_recipe
+    r = RECIPES[name]
     times = epoch_times_cb()
-    t0 = time.perf_counter()
-    with learn.no_bar(): learn.fit_flat_cos(n_epoch, lr=recipe['fit']['lr'], cbs=[times])
-    train_s = time.perf_counter() - t0
-    res, res_est = (learn.evaluate_tests(plot=False, init=init) for init in ('zero', 'estimate'))
+    quick_kw = dict(n_epoch=1, dls=dict(n_batches_train=2)) if quick else {}
+    learn, res = train_recipe(r.benchmark, r, seed=seed, init='zero', cbs=[times], **quick_kw)
+    res_est = learn.evaluate_tests(plot=False, init='estimate')
     col = next(c for c in res.columns if c.startswith('rmse'))
     enc = {}
     if getattr(learn.model, 'encoder', None) is not None:  # a learned initial state: scored from it too
         enc = dict(rmse_enc={k: float(v) for k, v in learn.evaluate_tests(plot=False, init='encoder')[col].items()})
-    if predictions and not quick and recipe['benchmark'] == 'silverbox': save_predictions(learn, name, seed)
-    return dict(recipe=name, benchmark=recipe['benchmark'], family=recipe.get('family', 'rnn'), seed=seed, quick=quick,
-                n_epoch=n_epoch, learner=recipe['learner'], head_gain=_head_gain(learn.model.model),
+    if predictions and not quick and r.benchmark == 'silverbox': save_predictions(learn, name, seed)
+    return dict(recipe=name, benchmark=r.benchmark, family=r.family, seed=seed, quick=quick,
+                n_epoch=learn.recipe.n_epoch, learner=r.learner, dls=learn.recipe.dls, lr=r.lr, init=r.init,
+                head_gain=_head_gain(learn.model.model),
                 n_params=sum(p.numel() for p in learn.model.parameters()),  # the encoder's included
-                train_s=train_s, epoch_wall_s=times.wall, epoch_cpu_s=times.cpu,
+                train_s=learn.train_seconds, epoch_wall_s=times.wall, epoch_cpu_s=times.cpu,
                 valid=[float(v) for v in learn.recorder.values[-1]],
                 rmse={k: float(v) for k, v in res[col].items()}, unit=col,
                 rmse_est={k: float(v) for k, v in res_est[col].items()}, **enc, threads=torch.get_num_threads(),
@@ -293,7 +223,7 @@ def run_tsfast(python:str, name:str, seed:int, quick:bool) -> dict:
         p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
     if p.returncode: raise RuntimeError(f"the tsfast worker for {name} seed {seed} failed (exit {p.returncode}; see above)")
     r = json.loads(p.stdout.strip().splitlines()[-1])
-    return dict(r, recipe=name, benchmark=TSFAST_RECIPES[name]['benchmark'], seed=seed, quick=quick,
+    return dict(r, recipe=name, benchmark=TSFAST_RECIPES[name].benchmark, seed=seed, quick=quick,
                 host=platform.node(), time=time.strftime('%Y-%m-%d %H:%M:%S'))
 
 
@@ -374,7 +304,7 @@ def table(rows:list, quick:bool=False) -> str:
         out.append('')
     out += ['## Recipes', '']
     for name in _order(r['recipe'] for r in rows):
-        out.append(f"- `{name}`: {ALL_RECIPES[name]['doc']}")
+        out.append(f"- `{name}`: {_doc(name)}")
     return '\n'.join(out) + '\n'
 
 
@@ -451,7 +381,7 @@ def main(argv=None):
     if not a.table_only:
         for seed in range(a.first_seed, a.first_seed + a.seeds):
             for name in a.recipes:
-                print(f"=== {name} seed {seed}: {ALL_RECIPES[name]['doc']}", flush=True)
+                print(f"=== {name} seed {seed}: {_doc(name)}", flush=True)
                 r = (run_tsfast(a.tsfast_python, name, seed, a.quick) if name in TSFAST_RECIPES
                      else run_one(name, seed, a.quick, a.predictions))
                 print(f"=== {name} seed {seed}: {r['train_s']/60:.1f} min, {r['unit']} {r['rmse']}", flush=True)
