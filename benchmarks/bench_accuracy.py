@@ -124,6 +124,8 @@ RECIPES.update({
     'ct_gru_enc_e50': RECIPES['ct_gru_enc'].replace(doc="`ct_gru_enc`, 50 epochs", n_epoch=50),
     'ct_gru_enc_vf0.1': RECIPES['ct_gru_enc'].replace(
         doc="`ct_gru_enc` validated on the last 10% of train_val instead of 20% (more training data)", dls=dict(valid_frac=0.1)),
+    'ct_gru_enc_h16_vf0.1': RECIPES['ct_gru_enc'].replace(doc="`ct_gru_enc` with GRU 16, validated on the last 10% of train_val",
+                                                          learner=dict(hidden_size=16), dls=dict(valid_frac=0.1)),
     'ct_lstm_enc': RECIPES['ct_gru_enc'].replace(doc="`ct_gru_enc` with an LSTM 32 instead of the GRU", learner=dict(rnn_type='lstm')),
 })
 RECIPES = {n: r.replace(name=n) for n, r in RECIPES.items()}

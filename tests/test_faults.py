@@ -149,7 +149,7 @@ def test_cli_bad_option_is_a_one_line_usage_error(tmp_path):
 
 def test_cli_log_has_one_line_per_epoch_and_runs_never_overwrite(tmp_path):
     "stdout to a pipe (a log): the epoch table, no bar redraws; a second run goes to tsfast_lite_run_2/"
-    files = ['learner.pkl', 'show_results.png', 'test_predictions.png', 'test_scores.csv']
+    files = ['learner.pkl', 'recipe.json', 'show_results.png', 'test_predictions.png', 'test_scores.csv']
     for i, folder in enumerate(['tsfast_lite_run', 'tsfast_lite_run_2']):
         r = _cli('--benchmark', 'duffing', '--epochs', 2, '--n-batches', 3, '--hidden-size', 8, cwd=tmp_path)
         assert r.returncode == 0, r.stderr[-3000:]
