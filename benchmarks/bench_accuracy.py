@@ -289,7 +289,9 @@ INITS = [('rmse', ''), ('rmse_est', ', state estimated'), ('rmse_enc', ', learne
 # best published result of each test set
 TARGETS = {('silverbox', 'multisine'): 0.25, ('silverbox', 'arrow_full'): 0.50, ('silverbox', 'arrow_no_extrapolation'): 0.22,
            ('wiener_hammerstein', 'test'): 0.30, ('cascaded_tanks', 'test'): 0.35}
-TUNED_SEEDS = (0,)  # the seed the best recipes were chosen on; the targets are judged on the others
+# the seeds each benchmark's best recipe was chosen on; the targets are judged on others (Cascaded Tanks: 1,024 samples,
+# single runs are noisy, so its levers were compared over three seeds)
+TUNED_SEEDS = {'silverbox': (0,), 'wiener_hammerstein': (0,), 'cascaded_tanks': (0, 1, 2)}
 INIT_KEYS = {'zero': 'rmse', 'estimate': 'rmse_est', 'encoder': 'rmse_enc'}
 
 def targets(rows:list) -> list:
@@ -298,7 +300,7 @@ def targets(rows:list) -> list:
     for (bm, t), target in TARGETS.items():
         name = BEST_RECIPES[bm]
         r0, key = RECIPES[name], INIT_KEYS[RECIPES[name].init]
-        rs = sorted((r for r in rows if r['recipe'] == name and key in r and r['seed'] not in TUNED_SEEDS and not r['quick']),
+        rs = sorted((r for r in rows if r['recipe'] == name and key in r and r['seed'] not in TUNED_SEEDS[bm] and not r['quick']),
                     key=lambda r: r['seed'])
         pub = {n: v[t] for n, v in PUBLISHED[bm].items() if t in v and n not in ('grey-box',)}
         best_pub = min(pub, key=pub.get)
@@ -335,7 +337,9 @@ def table(rows:list, quick:bool=False) -> str:
            f"with {rows[0]['threads'] if rows else '?'} torch thread(s) on a 2-core machine shared with other jobs.", '',
            "## The best recipes against the targets", '',
            "Each benchmark's `best` recipe (`tsfast-lite --benchmark B --recipe best`, `tsfast_lite.recipes`), scored from "
-           f"its own initial state over the seeds it was not chosen on (it was chosen on seed {', '.join(map(str, TUNED_SEEDS))}).", '',
+           "its own initial state over seeds it was not chosen on (chosen on seed 0 for Silverbox and Wiener-Hammerstein, "
+           "on seeds 0 to 2 for Cascaded Tanks); training time is wall-clock on one torch thread, two runs sharing the "
+           "2-core machine.", '',
            targets_table(rows), '']
     for bm, tests in TEST_ORDER.items():
         mine = [r for r in rows if r['benchmark'] == bm]
