@@ -106,7 +106,7 @@ def _save_figure(fig, path):
 # %% ../nbs/05_cli/01_cli.ipynb #d4fb5bf1
 def train_benchmark(
     benchmark:str='silverbox', # silverbox, wiener_hammerstein, cascaded_tanks or duffing (simulated, no file); data folder names work too
-    recipe:str='tutorial', # the recipe to train (listed below); the options that follow change its values
+    recipe:str='tutorial', # the recipe to train (`recipe_names(benchmark)`; `--help` lists them); the options marked [recipe's] change its values
     epochs:int=None, # training epochs (fit_flat_cos) [recipe's]
     lr:float=None, # maximum learning rate [recipe's]
     rnn_type:str=None, # lstm, gru or rnn, for recipes of the rnn family [recipe's]
@@ -177,8 +177,8 @@ def _usage_error(prog:str, message:str):
 def _recipes_help() -> str:
     "The recipe names per benchmark, for `--help`"
     per = '; '.join(f"{b}: {', '.join(n for n in RECIPES[b])}" for b in RECIPES if b is not None)
-    return (f"the recipe to train: {', '.join(RECIPES[None])} (any benchmark); {per}. The options below marked "
-            "[recipe's] change its values (default: the recipe's own)")
+    return (f"the recipe to train: {', '.join(RECIPES[None])} (any benchmark; the default); {per}. The options below "
+            "marked [recipe's] change its values (default: the recipe's own)")
 
 def main(argv:list|None=None, # the arguments (default: the command line's, `sys.argv[1:]`)
         ):
