@@ -1,0 +1,87 @@
+"""The benchmarks' splits, initialisation windows and scoring against the official loader, nonlinear_benchmarks 1.0.1
+(`pip install nonlinear-benchmarks`, in the dev extra): its `Silverbox()`, `WienerHammerBenchMark()` and
+`Cascaded_Tanks()` read the same files offline, laid out where it looks for them, and every array, every
+`state_initialization_window_length` and its RMSE must equal tsfast_lite's.
+
+Needs the benchmark files (TSFAST_LITE_DATA or the cache); without them the tests skip with one line saying so."""
+import io, contextlib
+import numpy as np
+import pytest
+import scipy.io
+from tsfast_lite.data import benchmarks as B
+
+nlb = pytest.importorskip('nonlinear_benchmarks', reason="nonlinear_benchmarks is not installed (pip install -e '.[dev]')")
+from nonlinear_benchmarks.error_metrics import RMSE
+
+def _file(benchmark):
+    try: return B.benchmark_file(benchmark, download=False)
+    except FileNotFoundError:
+        pytest.skip(f"the {benchmark} file is not in TSFAST_LITE_DATA ({B.data_root()}) or the cache ({B.cache_dir()})")
+
+def _official(loader, tmp_path):
+    "Run an official loader on the files laid out in tmp_path (its download step only checks that the archive exists)"
+    with contextlib.redirect_stdout(io.StringIO()): return loader(dir_placement=str(tmp_path))
+
+def _same(ours, theirs, what):
+    np.testing.assert_array_equal(ours.get(['u'])[:, 0], theirs.u, err_msg=f"{what}: u")
+    np.testing.assert_array_equal(ours.get(['y'])[:, 0], theirs.y, err_msg=f"{what}: y")
+
+def _train_val(ds):
+    "Our train and validation records joined again: the official train_val"
+    from tsfast_lite.data.records import Record
+    recs = ds['train'] + ds['valid']
+    return Record({k: np.concatenate([r.get([k])[:, 0] for r in recs]) for k in ('u', 'y')}, fs=recs[0].fs)
+
+def test_silverbox_matches_the_official_loader(tmp_path):
+    mat = _file('silverbox')
+    d = tmp_path/'Silverbox'/'SilverboxFiles'; d.mkdir(parents=True)
+    (tmp_path/'Silverbox'/'SilverboxFiles.zip').write_bytes(b'')  # the "downloaded" archive it checks for
+    for f in ('SNLS80mV.mat', 'Schroeder80mV.mat'): (d/f).symlink_to(mat.parent/f)
+    train_val, tests = _official(nlb.Silverbox, tmp_path)
+    ours = B.silverbox_dataset()
+    _same(_train_val(ours), train_val, 'silverbox train_val')
+    assert len(ours['test']) == len(tests) == 3
+    for r, t in zip(ours['test'], tests):
+        _same(r, t, f'silverbox {r.name}')
+        assert t.state_initialization_window_length == B.SILVERBOX_N_INIT == 50
+    assert [r.name for r in ours['test']] == ['multisine', 'arrow_full', 'arrow_no_extrapolation']
+    assert abs(1 / train_val.sampling_time - B.SILVERBOX_FS) < 1e-9
+
+def test_wiener_hammerstein_matches_the_official_loader(tmp_path):
+    csv = _file('wiener_hammerstein')
+    s = B.read_signals(csv, ['uBenchMark', 'yBenchMark'])
+    d = tmp_path/'WienerHammerBenchMark'; d.mkdir()
+    scipy.io.savemat(d/'WienerHammerBenchMark.mat', dict(uBenchMark=s['uBenchMark'][:, None],
+                                                        yBenchMark=s['yBenchMark'][:, None], fs=np.array([[B.WH_FS]])))
+    train, test = _official(nlb.WienerHammerBenchMark, tmp_path)
+    ours = B.wiener_hammerstein_dataset()
+    _same(_train_val(ours), train, 'wiener_hammerstein train')
+    _same(ours['test'][0], test, 'wiener_hammerstein test')
+    assert test.state_initialization_window_length == B.WH_N_INIT == 50
+
+def test_cascaded_tanks_matches_the_official_loader(tmp_path):
+    f = _file('cascaded_tanks')
+    d = tmp_path/'Cascaded_Tanks'/'CascadedTanksFiles'; d.mkdir(parents=True)
+    (tmp_path/'Cascaded_Tanks'/'CascadedTanksFiles.zip').write_bytes(b'')
+    mat = f if f.suffix == '.mat' else f.with_name('dataBenchmark.mat')
+    if not mat.exists(): pytest.skip(f"the official loader reads dataBenchmark.mat, not beside {f}")
+    (d/'dataBenchmark.mat').symlink_to(mat)
+    train_val, test = _official(nlb.Cascaded_Tanks, tmp_path)
+    ours = B.cascaded_tanks_dataset()
+    _same(_train_val(ours), train_val, 'cascaded_tanks train_val')
+    _same(ours['test'][0], test, 'cascaded_tanks test')
+    assert test.state_initialization_window_length == B.CT_N_INIT == 50
+    assert abs(train_val.sampling_time - 1 / B.CT_FS) < 1e-9
+
+def test_scoring_matches_the_official_rmse():
+    "evaluate_tests' RMSE is the official RMSE(y_true, y_model) with n_init from the test set (here on Duffing, no file)"
+    import tsfast_lite.inference  # noqa: F401
+    from tsfast_lite.learner.core import RNNLearner
+    from nonlinear_benchmarks.utilities import Input_output_data
+    dls = B.create_dls_duffing(n_train=4000, n_valid=1000, n_test=2000, win_sz=200, bs=4)
+    learn = RNNLearner(dls, hidden_size=8)
+    res = learn.evaluate_tests(plot=False)
+    for name, (u, y) in dls.test_sets.items():
+        p = learn.predict_sequence(u)
+        official = RMSE(Input_output_data(u=u[:, 0], y=y[:, 0], state_initialization_window_length=dls.n_init), p[:, 0])
+        np.testing.assert_allclose(res.loc[name, 'rmse [mV]'], official * 1000, rtol=1e-6)
