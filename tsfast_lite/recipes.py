@@ -156,9 +156,9 @@ register_recipe(RECIPES['cascaded_tanks']['rnn'].replace(name='encoder', doc='th
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a11
 _EST = "; test simulations from the state estimated on the n_init samples"
 register_recipe(RECIPES['silverbox']['rnn'].replace(
-    name='best', n_epoch=100, init='estimate', doc=_DOC_5000.format(g=100, e=100, b=4000, u=80000) + _EST))
+    name='best', n_epoch=50, init='estimate', doc=_DOC_5000.format(g=100, e=50, b=2000, u=40000) + _EST))
 register_recipe(RECIPES['wiener_hammerstein']['rnn'].replace(
-    name='best', n_epoch=100, init='estimate', doc=_DOC_5000.format(g=30, e=100, b=4000, u=80000) + _EST))
+    name='best', n_epoch=50, init='estimate', doc=_DOC_5000.format(g=30, e=50, b=2000, u=40000) + _EST))
 register_recipe(RECIPES['cascaded_tanks']['encoder'].replace(
     name='best', init='estimate', learner=dict(hidden_size=16), dls=dict(valid_frac=0.1),
     doc="GRU 16, head_gain 100, bs 16, win_sz 100, stp_sz 1, all windows each epoch, n_skip 5, fit_flat_cos(100, 3e-3), "
