@@ -299,7 +299,24 @@ CASES = [
          ["rank=2 must be below world=2 (ranks are 0 to 1)"]),
     Case('WindowDL.shard: fewer windows than one batch of all processes', lambda c: c['learn'].dls.train.shard(0, 64), ValueError,
          ["train: 26 windows make no window-batch of bs=4 per process x 64 processes = 256; use a smaller bs, or n_batches_train"]),
+    # recipes (tsfast_lite.recipes; the command line's own cases are in nbs/05_cli/01_cli.ipynb)
+    Case('recipe name unknown', lambda c: _recipes().get_recipe('silverbox', 'bestt'), ValueError,
+         ["recipe='bestt' is not a recipe of silverbox; valid values are ['rnn', 'tcn', 'lru', 'linear_ss', 'encoder', 'best', 'tutorial']"]),
+    Case('recipe of another benchmark', lambda c: _recipes().get_recipe('duffing', 'best'), ValueError,
+         ["recipe='best' is not a recipe of duffing; valid values are ['tutorial']"]),
+    Case('recipe family unknown', lambda c: _recipes().get_recipe('duffing', 'tutorial').replace(family='transformer'), ValueError,
+         ["family='transformer' is unknown; valid values are ['rnn', 'tcn', 'lru', 'linear_ss']"]),
+    Case('recipe n_epoch 0', lambda c: _recipes().get_recipe('duffing', 'tutorial').replace(n_epoch=np.int64(0)), ValueError,
+         ["n_epoch=0 must be a positive integer"]),
+    Case('recipe init encoder without an encoder', lambda c: _recipes().train_recipe('duffing', 'tutorial', init='encoder'), ValueError,
+         ["init='encoder' needs a recipe with a learned encoder; duffing/tutorial has none"]),
+    Case('recipe seed negative', lambda c: _recipes().train_recipe('duffing', 'tutorial', seed=-1), ValueError,
+         ["seed=-1 must be an integer in [0, 2**32)"]),
 ]
+
+def _recipes():
+    import tsfast_lite.recipes as R
+    return R
 
 def _env_threads(v):
     import os

@@ -31,7 +31,8 @@ def _pos(name:str, v, kind=int):
     ok = not isinstance(v, bool) and (isinstance(v, (int, np.integer)) if kind is int else
                                       isinstance(v, (int, float, np.number)) and np.isfinite(v))
     if not ok or v <= 0:
-        raise ValueError(f"{name}={v!r} must be a positive {'integer' if kind is int else 'finite number'}")
+        shown = v.item() if isinstance(v, np.generic) else v  # np.int64(0) is shown as 0
+        raise ValueError(f"{name}={shown!r} must be a positive {'integer' if kind is int else 'finite number'}")
     return kind(v)
 
 @dataclass(frozen=True)
