@@ -7,7 +7,7 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/05_cli/recipes.html.md"""
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a03
 from __future__ import annotations
 import copy, importlib, time
-from dataclasses import dataclass, field, replace as _dc_replace
+from dataclasses import dataclass, replace as _dc_replace
 import numpy as np
 import torch
 from fastai.basics import set_seed
@@ -43,12 +43,13 @@ class Recipe:
     doc:str # what it is, in one paragraph
     dls:dict # arguments of the benchmark's `create_dls_*` (win_sz, stp_sz, bs, sub_seq_len, n_batches_train, ...)
     family:str='rnn' # model family: a key of `FAMILIES`
-    learner:dict=field(default_factory=dict) # arguments of the family's learner (`loss_func` by name, see `LOSSES`)
+    learner:dict|None=None # arguments of the family's learner (`loss_func` by name, see `LOSSES`); None: none
     n_epoch:int=10 # epochs of `fit_flat_cos`
     lr:float=3e-3 # its maximum learning rate
     init:str='zero' # initial state of the test simulations: 'zero', 'estimate' or 'encoder'
 
     def __post_init__(self):
+        if self.learner is None: object.__setattr__(self, 'learner', {})
         if self.benchmark is not None and self.benchmark not in BENCHMARKS:
             raise ValueError(f"benchmark={self.benchmark!r} is unknown; valid values are {list(BENCHMARKS)} or None (any)")
         if self.family not in FAMILIES:
