@@ -24,6 +24,7 @@ from .learner.core import *
 from .inference import *
 from .learner.checkpoint import *
 from .tuning import *
+from .recipes import *
 
 # %% ../nbs/99_basics.ipynb #b31bb8f6
 # re-export everything public, fastai's basics included (nbdev's generated `__all__` only lists names defined here)

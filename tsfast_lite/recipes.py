@@ -16,15 +16,15 @@ from .data.loaders import check_sub_seq_len
 import tsfast_lite.inference  # adds predict_sequence, evaluate_tests
 
 # %% auto #0
-__all__ = ['FAMILIES', 'LOSSES', 'INITS', 'BENCHMARKS', 'RECIPES', 'Recipe', 'register_recipe', 'benchmark_name', 'recipe_names',
-           'get_recipe', 'train_recipe']
+__all__ = ['FAMILIES', 'LOSSES', 'INITS', 'BENCHMARK_NAMES', 'RECIPES', 'Recipe', 'register_recipe', 'benchmark_name',
+           'recipe_names', 'get_recipe', 'train_recipe']
 
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a06
 FAMILIES = {'rnn': ('tsfast_lite.learner.core', 'RNNLearner'), 'tcn': ('tsfast_lite.models.tcn', 'TCNLearner'),
             'lru': ('tsfast_lite.models.lru', 'LRULearner'), 'linear_ss': ('tsfast_lite.models.linear_ss', 'LinearSSLearner')}
 LOSSES = {'mse': 'MSELoss', 'l1': 'L1Loss'}  # a recipe's `loss_func`, by name: a class of torch.nn
 INITS = ('zero', 'estimate', 'encoder')
-BENCHMARKS = ('silverbox', 'wiener_hammerstein', 'cascaded_tanks', 'duffing')
+BENCHMARK_NAMES = ('silverbox', 'wiener_hammerstein', 'cascaded_tanks', 'duffing')
 
 def _pos(name:str, v, kind=int):
     "`v` checked: a positive int (numpy integers too) or a positive finite float"
@@ -50,8 +50,8 @@ class Recipe:
 
     def __post_init__(self):
         if self.learner is None: object.__setattr__(self, 'learner', {})
-        if self.benchmark is not None and self.benchmark not in BENCHMARKS:
-            raise ValueError(f"benchmark={self.benchmark!r} is unknown; valid values are {list(BENCHMARKS)} or None (any)")
+        if self.benchmark is not None and self.benchmark not in BENCHMARK_NAMES:
+            raise ValueError(f"benchmark={self.benchmark!r} is unknown; valid values are {list(BENCHMARK_NAMES)} or None (any)")
         if self.family not in FAMILIES:
             raise ValueError(f"family={self.family!r} is unknown; valid values are {list(FAMILIES)}")
         if self.init not in INITS: raise ValueError(f"init={self.init!r} must be one of {list(INITS)}")
@@ -170,10 +170,10 @@ register_recipe(RECIPES['cascaded_tanks']['encoder'].replace(
 def benchmark_name(benchmark:str) -> str:
     "The benchmark called `benchmark` in any spelling: `wiener_hammerstein`, its data folder `wienerhammerstein`, ..."
     key = str(benchmark).lower().replace('-', '').replace('_', '').replace(' ', '')
-    for k in BENCHMARKS:
+    for k in BENCHMARK_NAMES:
         if k.replace('_', '') == key: return k
-    raise ValueError(f"benchmark={benchmark!r} is unknown; valid values are {list(BENCHMARKS)} (or the data folder "
-                     f"names {[k.replace('_', '') for k in BENCHMARKS if '_' in k]})")
+    raise ValueError(f"benchmark={benchmark!r} is unknown; valid values are {list(BENCHMARK_NAMES)} (or the data folder "
+                     f"names {[k.replace('_', '') for k in BENCHMARK_NAMES if '_' in k]})")
 
 def recipe_names(benchmark:str|None=None) -> list:
     "The recipe names of `benchmark` (its own, then those for any benchmark); of any benchmark when None"
