@@ -140,7 +140,8 @@ def train_benchmark(
     matplotlib.use('Agg')
     sub = r.dls.get('sub_seq_len')
     print(f"{used}, recipe {r.name!r}: {r.doc}")
-    print(f"{dls.train.n} training windows of {dls.win_sz} samples, {dls.valid.n} validation windows, test sets "
+    print(f"{dls.train.n} training windows of {dls.win_sz} samples, {dls.valid.n} validation "
+          f"window{'s' if dls.valid.n != 1 else ''}, test sets "
           f"{list(dls.test_sets)}; " + (f"TBPTT with sub_seq_len={sub}" if sub else "full BPTT"))
     print(f"the run's files go to {folder}/" + (f" ({note})" if note else ''), flush=True)
     learn, res = train_recipe(used, r, seed=seed, init=init if dls.test_sets else None, plot=True,
