@@ -33,22 +33,18 @@ PRE = 2000
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--recipe', default='sb_lstm_tbptt_5000_e25', choices=[n for n, r in BA.RECIPES.items()
-                                                                          if r['benchmark'] == 'silverbox'])
+                                                                          if r.benchmark == 'silverbox'])
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--quick', action='store_true', help='smoke run: 1 epoch of 2 window-batches')
     p.add_argument('--out', default=str(ROOT/'benchmarks'/'results'/'initial_state.md'))
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    from fastai.basics import set_seed
     from tsfast_lite.data import benchmarks as B
     import tsfast_lite.inference  # noqa: F401
-    recipe = BA.RECIPES[a.recipe]
-    dls = BA.make_dls(recipe, a.quick)
-    set_seed(a.seed)
-    learn = BA.make_learner(recipe, dls)
-    t0 = time.perf_counter()
-    with learn.no_bar(): learn.fit_flat_cos(1 if a.quick else recipe['fit']['n_epoch'], lr=recipe['fit']['lr'])
-    train_s = time.perf_counter() - t0
+    from tsfast_lite.recipes import train_recipe
+    quick = dict(n_epoch=1, dls=dict(n_batches_train=2)) if a.quick else {}
+    learn, _ = train_recipe('silverbox', BA.RECIPES[a.recipe], seed=a.seed, init='zero', **quick)  # as bench_accuracy
+    train_s, dls = learn.train_seconds, learn.dls
     full = B._load_record('silverbox', 'V1', 'V2', 131072, B.SILVERBOX_FS, None, None, False)
     U, Y = full.get(['u']), full.get(['y'])
     n_init = dls.n_init

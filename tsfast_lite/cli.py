@@ -13,7 +13,7 @@ from fastcore.script import anno_parser
 from fastai.basics import set_seed
 from .data import benchmarks
 from .data.loaders import check_sub_seq_len
-from .recipes import RECIPES, INITS, benchmark_name, get_recipe, recipe_names, train_recipe
+from .recipes import RECIPES, benchmark_name, check_init, get_recipe, train_recipe
 import tsfast_lite.inference  # adds predict_sequence, evaluate_tests
 
 # %% auto #0
@@ -83,16 +83,13 @@ def recipe_from_options(benchmark, recipe, epochs=None, lr=None, rnn_type=None, 
     if rnn_type is not None:
         if rnn_type not in _RNN_TYPES: raise ValueError(f"rnn_type={rnn_type!r} is not supported; valid values are {list(_RNN_TYPES)}")
         if r.family != 'rnn': raise ValueError(f"rnn_type={rnn_type!r} applies to recipes of the rnn family; {name}/{recipe} is a {r.family}")
-    if init is not None and init not in INITS: raise ValueError(f"init={init!r} must be one of {list(INITS)}")
     dls = {k: v for k, v in dict(win_sz=win_sz, stp_sz=stp_sz, bs=bs).items() if v is not None}
     if sub_seq_len is not None: dls['sub_seq_len'] = sub_seq_len or None
     if n_batches is not None: dls['n_batches_train'] = n_batches or None
     learner = {k: v for k, v in dict(rnn_type=rnn_type, hidden_size=hidden_size).items() if v is not None}
     fit = {k: v for k, v in dict(n_epoch=epochs, lr=lr).items() if v is not None}
     r = r.replace(dls=dls, learner=learner, **fit)  # checks sub_seq_len against win_sz
-    if init == 'encoder' and not r.learner.get('encoder'):
-        raise ValueError(f"init='encoder' needs a recipe with a learned encoder; {name}/{recipe} has none "
-                         f"(recipes with one: {[n for n in recipe_names(name) if get_recipe(name, n).learner.get('encoder')]})")
+    check_init(r, name, init)
     return name, r
 
 class OptionError(ValueError):

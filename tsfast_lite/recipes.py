@@ -6,7 +6,7 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/05_cli/recipes.html.md"""
 
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a03
 from __future__ import annotations
-import copy, importlib, time
+import importlib, time
 from dataclasses import dataclass, replace as _dc_replace
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ import tsfast_lite.inference  # adds predict_sequence, evaluate_tests
 
 # %% auto #0
 __all__ = ['FAMILIES', 'LOSSES', 'INITS', 'BENCHMARK_NAMES', 'RECIPES', 'Recipe', 'register_recipe', 'benchmark_name',
-           'recipe_names', 'get_recipe', 'train_recipe']
+           'recipe_names', 'get_recipe', 'check_init', 'train_recipe']
 
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a06
 FAMILIES = {'rnn': ('tsfast_lite.learner.core', 'RNNLearner'), 'tcn': ('tsfast_lite.models.tcn', 'TCNLearner'),
@@ -111,7 +111,7 @@ register_recipe(Recipe(
     "sub_seq_len 100, stp_sz 10, all windows each epoch, fit_flat_cos(10, 3e-3), from the zero state",
     dict(bs=16, win_sz=500, stp_sz=10, sub_seq_len=100), learner=dict(rnn_type='lstm', hidden_size=40)))
 
-def _lstm_5000(benchmark, n_epoch, head_gain):
+def _lstm_5000(n_epoch, head_gain):
     return dict(dls=_TBPTT_5000, learner=dict(rnn_type='lstm', hidden_size=64, n_skip=50, head_gain=head_gain),
                 n_epoch=n_epoch)
 
@@ -130,7 +130,7 @@ _LSS_LONG = ("linear state space, nx 8, initialised at the best linear approxima
 _ENC = " with a learned initial state (`encoder=True`: an MLP of 2 x 64 tanh units reads the first n_init samples of u and y of every window)"
 
 for _b, _g in (('silverbox', 100.), ('wiener_hammerstein', 30.)):
-    register_recipe(Recipe('rnn', _b, _DOC_5000.format(g=int(_g), e=25, b=1000, u=20000), **_lstm_5000(_b, 25, _g)))
+    register_recipe(Recipe('rnn', _b, _DOC_5000.format(g=int(_g), e=25, b=1000, u=20000), **_lstm_5000(25, _g)))
     register_recipe(Recipe('tcn', _b, _TCN_LONG, dict(_LONG_5000, sub_seq_len=500), 'tcn',
                            dict(hidden_size=32, num_layers=6), n_epoch=12))
     register_recipe(Recipe('lru', _b, _LRU_LONG, dict(_LONG_5000, sub_seq_len=250), 'lru',
@@ -189,6 +189,16 @@ def get_recipe(benchmark:str, name:str='best') -> Recipe:
     return r if r.benchmark == b else r.replace(benchmark=b)
 
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a16
+def check_init(r:Recipe, benchmark:str, init:str|None) -> str:
+    "The initial-state method for recipe `r`: `init`, or the recipe's own when None; a ValueError if it cannot be used"
+    if init is not None and init not in INITS: raise ValueError(f"init={init!r} must be one of {list(INITS)}")
+    init = init or r.init
+    if init == 'encoder' and not r.learner.get('encoder'):
+        with_enc = [n for n in recipe_names(benchmark) if get_recipe(benchmark, n).learner.get('encoder')]
+        raise ValueError(f"init='encoder' needs a recipe with a learned encoder; {benchmark}/{r.name} has none "
+                         f"(recipes with one: {with_enc})")
+    return init
+
 def train_recipe(
     benchmark:str, # silverbox, wiener_hammerstein, cascaded_tanks or duffing (any spelling `benchmark_name` accepts)
     recipe:str|Recipe='best', # a recipe name (`recipe_names(benchmark)`) or a `Recipe`
@@ -206,12 +216,8 @@ def train_recipe(
     if not isinstance(r, Recipe): raise TypeError(f"recipe must be a recipe name or a Recipe, got {type(recipe).__name__}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise ValueError(f"seed={seed!r} must be an integer in [0, 2**32)")
-    if init is not None and init not in INITS: raise ValueError(f"init={init!r} must be one of {list(INITS)}")
     r = r.replace(**({} if n_epoch is None else dict(n_epoch=n_epoch)), **({} if dls is None else dict(dls=dls)))
-    init = init or r.init
-    if init == 'encoder' and not r.learner.get('encoder'):
-        raise ValueError(f"init='encoder' needs a recipe with a learned encoder; {b}/{r.name} has none "
-                         f"(recipes with one: {[n for n in recipe_names(b) if get_recipe(b, n).learner.get('encoder')]})")
+    init = check_init(r, b, init)
     d = dls_fn(r, b) if dls_fn is not None else r.create_dls(b)
     set_seed(int(seed))  # after the DataLoaders: the same seed gives the same run with DataLoaders made beforehand
     learn = r.create_learner(d)
