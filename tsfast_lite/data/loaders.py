@@ -63,21 +63,27 @@ class SeqWindows:
         self.y = torch.from_numpy(np.concatenate(ys).astype(np.float32)) if ys else torch.zeros(0, len(self.y_names))
         self.starts = torch.from_numpy(np.concatenate(starts)).long() if starts else torch.zeros(0, dtype=torch.long)
         self.record_of = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
-        self._steps = torch.arange(win_sz)
 
     def __len__(self): return len(self.starts)
 
     def to(self, device):
-        self.u, self.y, self.starts, self._steps = (t.to(device) for t in (self.u, self.y, self.starts, self._steps))
+        self.u, self.y, self.starts = (t.to(device) for t in (self.u, self.y, self.starts))
         return self
 
     def get(self, idxs, offset:int=0, length:int|None=None) -> tuple:
         "Samples `offset` to `offset+length` (default: all) of the windows `idxs`: (u [bs, length, n_u], y [bs, length, n_y])"
         idxs = torch.as_tensor(idxs, dtype=torch.long, device=self.starts.device)
-        steps = self._steps if length is None and not offset else \
-                self._steps[offset:offset + (self.win_sz - offset if length is None else length)]
-        t = self.starts[idxs][:, None] + steps
-        return self.u[t], self.y[t]
+        first = self.starts[idxs]
+        if offset: first = first + offset
+        if length is None: length = self.win_sz - offset
+        return _rows(self.u, first, length), _rows(self.y, first, length)
+
+def _rows(x:torch.Tensor, first:torch.Tensor, length:int) -> torch.Tensor:
+    "`x[first[i] : first[i]+length]` for every i, stacked: a contiguous [len(first), length, x.shape[1]]"
+    n = x.shape[1]
+    if x.shape[0] < length or x.stride() != (n, 1): return x[first[:, None] + torch.arange(length, device=x.device)]
+    # one index_select over a strided view whose row i is x[i:i+length]: no [bs, length] index tensor to build
+    return x.as_strided((x.shape[0] - length + 1, length, n), (n, n, 1)).index_select(0, first)
 
     def new_empty(self):
         res = copy.copy(self)

@@ -16,6 +16,7 @@ from fastai.callback.core import (Callback, TrainEvalCallback, CancelBatchExcept
                                   CancelFitException, CancelStepException, CancelTrainException, CancelValidException)
 from fastai.callback.progress import ProgressCallback
 from fastai.optimizer import OptimWrapper, set_item_pg
+from torch.optim.optimizer import Optimizer, _global_optimizer_pre_hooks, _global_optimizer_post_hooks
 from fastai.callback.schedule import ParamScheduler
 from fastai.torch_core import maybe_gather, num_distrib
 import sys
@@ -26,9 +27,9 @@ from ..data.loaders import dist_world, for_collective
 from fastcore.xtras import modify_exception
 
 # %% auto #0
-__all__ = ['FastOptimWrapper', 'default_opt_func', 'SmoothLoss', 'SeqRecorder', 'SeqCastToTensor', 'SeqTrainEvalCallback',
-           'SeqParamScheduler', 'plain_progress', 'SeqProgressCallback', 'LeanLearner', 'cpu_threads_default',
-           'torch_threads', 'TerminateOnNonFiniteCB']
+__all__ = ['FastOptimWrapper', 'FastAdamW', 'default_opt_func', 'SmoothLoss', 'SeqRecorder', 'SeqCastToTensor',
+           'SeqTrainEvalCallback', 'SeqParamScheduler', 'plain_progress', 'SeqProgressCallback', 'LeanLearner',
+           'cpu_threads_default', 'torch_threads', 'TerminateOnNonFiniteCB']
 
 # %% ../../nbs/02_learner/02_loop.ipynb #0b79a6a5
 class FastOptimWrapper(OptimWrapper):
@@ -65,10 +66,66 @@ class FastOptimWrapper(OptimWrapper):
         name = self.bwd_map[k]
         for pg, x in zip(pgs, v): set_item_pg(pg, name, x)
 
+class FastAdamW(torch.optim.AdamW):
+    "torch's `AdamW` with the fused kernel, whose `step` and `zero_grad` skip torch.optim's per-call Python bookkeeping"
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, fused:bool=True, **kwargs):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=fused, **kwargs)
+
+    def _torch_step(self, closure=None):
+        "torch's own `AdamW.step`, with its profiler record and step hooks"
+        f = torch.optim.AdamW.step
+        if not getattr(f, 'hooked', False): f = Optimizer.profile_hook_step(f)
+        return f(self, closure)
+
+    def _fused_lists(self):
+        "Per parameter group (params, grads, exp_avgs, exp_avg_sqs, steps, group) for the fused kernel, or None where torch's step is needed"
+        if (self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks or _global_optimizer_pre_hooks
+            or _global_optimizer_post_hooks or getattr(self, 'grad_scale', None) is not None): return None
+        res, state = [], self.state
+        for g in self.param_groups:
+            if (not g['fused'] or g['amsgrad'] or g['maximize'] or g['differentiable'] or g['capturable']
+                or not g.get('decoupled_weight_decay', True) or isinstance(g['lr'], torch.Tensor)
+                or any(isinstance(b, torch.Tensor) for b in g['betas'])): return None
+            ps, gs, ea, es, st = [], [], [], [], []
+            dev = dt = None
+            for p in g['params']:
+                grad = p.grad
+                if grad is None: continue  # torch's step skips a parameter without a gradient too
+                s = state.get(p)
+                if not s or grad.is_sparse or p.is_complex(): return None  # first step (state made by torch), or special
+                if dev is None: dev, dt = p.device, p.dtype
+                elif p.device != dev or p.dtype != dt: return None
+                ps.append(p); gs.append(grad); ea.append(s['exp_avg']); es.append(s['exp_avg_sq']); st.append(s['step'])
+            res.append((ps, gs, ea, es, st, g))
+        return res
+
+    def step(self, closure=None):
+        "One AdamW update: the fused kernel called directly (same arithmetic as torch's step), else torch's `step`"
+        lists = None if closure is not None else self._fused_lists()
+        if lists is None: return self._torch_step(closure)
+        found_inf = getattr(self, 'found_inf', None)
+        for ps, gs, ea, es, st, g in lists:
+            if not ps: continue
+            fi = None if found_inf is None else found_inf.to(ps[0].device, non_blocking=True)
+            b1, b2 = g['betas']
+            torch._foreach_add_(st, 1)
+            torch._fused_adamw_(ps, gs, ea, es, [], st, amsgrad=False, lr=g['lr'], beta1=b1, beta2=b2,
+                                weight_decay=g['weight_decay'], eps=g['eps'], maximize=False, grad_scale=None, found_inf=fi)
+            if fi is not None: torch._foreach_sub_(st, [fi] * len(st))
+        self._optimizer_step_code()
+        return None
+    step.hooked = True  # torch does not wrap it (`_patch_step_function`): hooks are honoured by `_torch_step`
+
+    def zero_grad(self, set_to_none:bool=True):
+        "torch's `zero_grad`; with `set_to_none` (the default) without its profiler record"
+        if not set_to_none: return super().zero_grad(set_to_none)
+        for g in self.param_groups:
+            for p in g['params']: p.grad = None
+
 def default_opt_func(params, lr=1e-3, **kwargs):
     "torch's AdamW (fused kernel) with fastai's Adam defaults: betas (0.9, 0.99), eps 1e-5, decoupled weight decay 0.01"
     kw = dict(betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01, fused=True)
-    return FastOptimWrapper(params, opt=torch.optim.AdamW, lr=lr, **{**kw, **kwargs})
+    return FastOptimWrapper(params, opt=FastAdamW, lr=lr, **{**kw, **kwargs})
 
 # %% ../../nbs/02_learner/02_loop.ipynb #4ef6f309
 class SmoothLoss(AvgSmoothLoss):
@@ -238,11 +295,25 @@ class LeanLearner(Learner):
             else: continue
             self.remove_cb(cb); self.add_cb(new)
 
+    _batch_device = None  # the model's device during `all_batches` (looked up once per pass, not per batch)
+
+    def all_batches(self):
+        "fastai's `all_batches`, looking the model's device up once for the pass"
+        p = next(iter(self.model.parameters()), None)
+        self._batch_device = None if p is None else p.device
+        try: super().all_batches()
+        finally: self._batch_device = None
+
     def _set_device(self, b):
         "Batches already on the model's device (what our DataLoaders yield) pass through untouched"
-        dev = next(self.model.parameters()).device
-        if all(isinstance(t, torch.Tensor) and t.device == dev for t in b): return b
-        return super()._set_device(b)
+        dev = self._batch_device
+        if dev is None:
+            p = next(iter(self.model.parameters()), None)
+            if p is None: return super()._set_device(b)
+            dev = p.device
+        for t in b:
+            if t.__class__ is not torch.Tensor or t.device != dev: return super()._set_device(b)
+        return b
 
     def fit_one_cycle(self, n_epoch, lr_max=None, div=25., div_final=1e5, pct_start=0.25, wd=None,
                       moms=None, cbs=None, reset_opt=False, start_epoch=0):
@@ -265,8 +336,7 @@ class LeanLearner(Learner):
 
     def _event_handlers(self, event_name:str) -> list:
         "(callback, plain) pairs for `event_name`, sorted by order; rebuilt when the callbacks change"
-        key = tuple(map(id, self.cbs.items))
-        if key != self._handlers_key: self._handlers_key, self._handlers = key, {}
+        if self.cbs.items != self._handlers_key: self._handlers_key, self._handlers = list(self.cbs.items), {}
         hs = self._handlers.get(event_name)
         if hs is None:
             hs = self._handlers[event_name] = [(cb, p) for cb in self.cbs.sorted('order')
@@ -276,8 +346,10 @@ class LeanLearner(Learner):
     def __call__(self, event_name):
         "Run the callbacks for `event_name`: fastai's rules, with a fast path for the inner-loop events"
         if event_name.__class__ is not str or event_name not in _INNER_EVENTS: return super().__call__(event_name)
+        hs = self._event_handlers(event_name)
+        if not hs: return
         training = self.training
-        for cb, plain in self._event_handlers(event_name):
+        for cb, plain in hs:
             if not plain: cb(event_name); continue
             if not cb.run or not ((cb.run_train and training) or (cb.run_valid and not training)): continue
             try: getattr(cb, event_name)()
