@@ -43,6 +43,13 @@ def window_starts(n:int, win_sz:int, stp_sz:int) -> np.ndarray:
     return np.arange(0, n - win_sz + 1, stp_sz) if n >= win_sz else np.zeros(0, dtype=np.int64)
 
 # %% ../../nbs/00_data/01_dataloaders.ipynb #f021697c
+def _rows(x:torch.Tensor, first:torch.Tensor, length:int) -> torch.Tensor:
+    "`x[first[i] : first[i]+length]` for every i, stacked: a contiguous [len(first), length, x.shape[1]]"
+    n = x.shape[1]
+    if x.shape[0] < length or x.stride() != (n, 1): return x[first[:, None] + torch.arange(length, device=x.device)]
+    # one index_select over a strided view whose row i is x[i:i+length]: no [bs, length] index tensor to build
+    return x.as_strided((x.shape[0] - length + 1, length, n), (n, n, 1)).index_select(0, first)
+
 class SeqWindows:
     "Windows of `win_sz` samples every `stp_sz` samples over `records`, stored as contiguous float32 tensors"
     def __init__(self, records, u, y, win_sz:int, stp_sz:int, norm_u:NormStats, split:str='train'):
@@ -77,13 +84,6 @@ class SeqWindows:
         if offset: first = first + offset
         if length is None: length = self.win_sz - offset
         return _rows(self.u, first, length), _rows(self.y, first, length)
-
-def _rows(x:torch.Tensor, first:torch.Tensor, length:int) -> torch.Tensor:
-    "`x[first[i] : first[i]+length]` for every i, stacked: a contiguous [len(first), length, x.shape[1]]"
-    n = x.shape[1]
-    if x.shape[0] < length or x.stride() != (n, 1): return x[first[:, None] + torch.arange(length, device=x.device)]
-    # one index_select over a strided view whose row i is x[i:i+length]: no [bs, length] index tensor to build
-    return x.as_strided((x.shape[0] - length + 1, length, n), (n, n, 1)).index_select(0, first)
 
     def new_empty(self):
         res = copy.copy(self)
