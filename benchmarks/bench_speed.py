@@ -15,7 +15,8 @@ rotated order), medians (wall time and this process's CPU time) and ratios print
   AdamW (fused, betas (0.9, 0.99), eps 1e-5, weight decay 0.01), the flat-cos learning rate set before every step, one
   step per sub-window with the detached state carried, the same validation windows (global L1 loss and RMSE);
 - `tsfast`: the published tsfast 0.5.0 (`--tsfast-python`, a venv where it is installed), W1 only, in a worker process;
-- `tsfast_lite@DIR` (`--compare-with DIR`): another checkout of the package, e.g. before a change, in a worker process.
+- `tsfast_lite@NAME` (`--compare-with DIR`, NAME its folder name): another checkout of the package, e.g. before a change
+  (a folder named after its commit), in a worker process.
 
 The final validation loss of `tsfast_lite` and `bare` is printed beside the times: from the same seed they do the
 same mathematics, so the two must agree (to float rounding).
@@ -421,7 +422,7 @@ def serve(kind:str, arg:str, threads:str):
     else:  # another checkout of tsfast_lite (`--compare-with`): its package folder goes first on the path
         sys.path.insert(0, arg)
         import tsfast_lite
-        version, cache = f"tsfast_lite from {tsfast_lite.__file__}", {}
+        version, cache = f"tsfast_lite from the folder {Path(tsfast_lite.__file__).parents[1].name}", {}
         def run(wn, seed, n_batches):
             if wn not in cache: cache[wn] = make_dls(WORKLOADS[wn], n_batches)
             cache[wn].train.n_batches = n_batches
@@ -545,7 +546,7 @@ def main(argv=None):
                 notes.append(f"{workers['tsfast'].version} in {a.tsfast_python}")
             except Exception as e: notes.append(f"tsfast 0.5.0: not timed ({e})")
     if a.compare_with:
-        name = f"tsfast_lite@{a.compare_with}"
+        name = f"tsfast_lite@{Path(a.compare_with).name}"  # the folder name (e.g. a commit), no local path
         workers[name] = Worker('lite', sys.executable, a.threads, str(Path(a.compare_with).resolve()))
         notes.append(f"`{name}`: {workers[name].version}")
     busy = start_busy(a.busy)
@@ -646,10 +647,12 @@ def table(res, a, device, notes) -> str:
              f"Device: {dev}; torch {torch.__version__}; python {platform.python_version()}; {a.n_batches} "
              "window-batches per epoch. Implementations alternate within each round (order rotated every round); "
              "medians over rounds. `wall`: elapsed time; `cpu`: this process's CPU time (less sensitive to other "
-             "jobs on a shared machine). Ratios: median / median of `bare`.", '']
+             "jobs on a shared machine). Ratios: median / median of `bare`; `paired wall`: the median over rounds "
+             "of each round's wall time / `bare`'s in the same round (the machine's speed drifts less within a round "
+             "than across rounds).", '']
     lines += [f"- {n}" for n in notes] + ([''] if notes else [])
     lines += ['| workload | implementation | updates | rounds | wall median [s] | wall min–max [s] | cpu median [s] | '
-              'ms / update (cpu) | ratio wall | ratio cpu | valid loss (round 1) |', '|---' * 11 + '|']
+              'ms / update (cpu) | ratio wall | ratio cpu | paired wall | valid loss (round 1) |', '|---' * 12 + '|']
     for wn, r in res.items():
         med = {n: (float(np.median([t[0] for t in ts])), float(np.median([t[1] for t in ts]))) for n, ts in r['times'].items()}
         base = med.get('bare')
@@ -657,8 +660,10 @@ def table(res, a, device, notes) -> str:
             wl = [t[0] for t in ts]
             rw = f"{med[n][0] / base[0]:.3f}" if base else '–'
             rc = f"{med[n][1] / base[1]:.3f}" if base else '–'
+            bt = r['times'].get('bare')
+            pw = f"{np.median([t[0] / b[0] for t, b in zip(ts, bt)]):.3f}" if bt and len(bt) == len(ts) else '–'
             lines.append(f"| {wn} | {n} | {r['steps']} | {r['reps']} | {med[n][0]:.2f} | {min(wl):.2f}–{max(wl):.2f} | "
-                         f"{med[n][1]:.2f} | {1000 * med[n][1] / r['steps']:.2f} | {rw} | {rc} | {ts[0][2]:.6f} |")
+                         f"{med[n][1]:.2f} | {1000 * med[n][1] / r['steps']:.2f} | {rw} | {rc} | {pw} | {ts[0][2]:.6f} |")
     lines += ['', "Workloads (Silverbox, fit_flat_cos(1, lr=3e-3)): " + '; '.join(f"{k}: {v}" for k, v in WORKLOADS.items()),
               '', "`tsfast_lite` and `bare` start from the same seed and draw the same windows, so their validation "
               "losses agree (to float rounding): the loop is the same mathematics. tsfast 0.5.0 has its own "
