@@ -8,7 +8,7 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, assume, strategies as st, HealthCheck
+from hypothesis import given, example, settings, assume, strategies as st, HealthCheck
 from fastai.basics import set_seed
 from fastai.callback.core import Callback
 from fastai.optimizer import OptimWrapper
@@ -206,6 +206,9 @@ def test_state_never_crosses_windows(c):
 
 @SLOW
 @given(learner_configs(), st.integers(1, 50), st.integers(1, 80), st.integers(1, 80))
+@example(c={'win_sz': 2, 'sub_seq_len': 1, 'stp_sz': 1, 'train': [31, 10, 1], 'valid': [2], 'valid_stp_sz': None,
+            'bs': 1, 'valid_bs': 1, 'n_batches_train': None, 'k2': None, 'n_skip': 0, 'family': 'linear_ss_gru'},
+         chunk_sz=1, n1=77, n2=53)  # outputs of up to 600: an absolute 1e-4 was below float32 rounding there
 def test_predict_sequence_starts_from_zero_state(c, chunk_sz, n1, n2):
     learn, _, _ = make_learner(c)
     rng = np.random.default_rng(n1 + 100*n2)
@@ -215,8 +218,10 @@ def test_predict_sequence_starts_from_zero_state(c, chunk_sz, n1, n2):
         return reference(learn, x)[0].numpy()
     a = learn.predict_sequence(u1, chunk_sz=chunk_sz)
     b = learn.predict_sequence(u2, chunk_sz=chunk_sz)  # after another sequence: nothing carried over
-    np.testing.assert_allclose(a, whole(u1), atol=1e-4, rtol=1e-4)
-    np.testing.assert_allclose(b, whole(u2), atol=1e-4, rtol=1e-4)
+    for got, u in ((a, u1), (b, u2)):
+        ref = whole(u)
+        # float32 rounding grows with the outputs' size (a linear state space can reach hundreds): 1e-4 of their scale
+        np.testing.assert_allclose(got, ref, atol=1e-4 * max(1., float(np.abs(ref).max())), rtol=1e-4)
     with learn.no_bar(), learn.no_logging(): learn.fit(1, lr=0.)  # training in between leaves no state behind
     np.testing.assert_array_equal(learn.predict_sequence(u2, chunk_sz=chunk_sz), b)
 
