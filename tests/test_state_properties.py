@@ -192,16 +192,18 @@ def test_state_never_crosses_windows(c):
     for group, scored_all in ((train, k2 is None or k2 >= c['sub_seq_len']), (valid, True)):
         for u, pred in glue(group):
             ref = reference(learn, u)
-            if scored_all: torch.testing.assert_close(pred, ref[:, c['n_skip']:], atol=1e-4, rtol=1e-4)
+            tol = 1e-4 * max(1., float(ref.abs().max()))  # float32 rounding grows with the outputs' size
+            if scored_all: torch.testing.assert_close(pred, ref[:, c['n_skip']:], atol=tol, rtol=1e-4)
             else:
                 L = c['sub_seq_len']
                 first = max(c['n_skip'], L - k2)
                 parts = [ref[:, first:L]] + [ref[:, e - k2:e] for e in range(2*L, u.shape[1] + 1, L)]
-                torch.testing.assert_close(pred, torch.cat(parts, 1), atol=1e-4, rtol=1e-4)
+                torch.testing.assert_close(pred, torch.cat(parts, 1), atol=tol, rtol=1e-4)
     # get_preds: whole windows, each from the zero state, the last (smaller) batch included
     u, p, y = learn.get_preds(with_input=True)
     assert len(p) == len(learn.dls.valid.windows)
-    torch.testing.assert_close(p, reference(learn, u)[:, c['n_skip']:], atol=1e-4, rtol=1e-4)
+    ref = reference(learn, u)
+    torch.testing.assert_close(p, ref[:, c['n_skip']:], atol=1e-4 * max(1., float(ref.abs().max())), rtol=1e-4)
     assert learn.tbptt_reset_cb.state is None  # dropped after fit and after get_preds
 
 @SLOW
