@@ -36,8 +36,11 @@ PUBLISHED = {
     'cascaded_tanks': {'grey-box': {'test': 0.191}, 'best black-box': {'test': 0.306}, 'GRU baseline': {'test': 0.396}},
 }
 TEST_ORDER = {'silverbox': ['multisine', 'arrow_full', 'arrow_no_extrapolation'], 'wiener_hammerstein': ['test'],
-              'cascaded_tanks': ['test']}
-TITLES = {'silverbox': 'Silverbox [mV]', 'wiener_hammerstein': 'Wiener-Hammerstein [mV]', 'cascaded_tanks': 'Cascaded Tanks [V]'}
+              'cascaded_tanks': ['test'], 'emps': ['test'], 'ced': ['low_amplitude', 'high_amplitude'],
+              'bouc_wen': ['multisine', 'sinesweep'], 'wh_process_noise': ['multisine', 'sinesweep']}
+TITLES = {'silverbox': 'Silverbox [mV]', 'wiener_hammerstein': 'Wiener-Hammerstein [mV]', 'cascaded_tanks': 'Cascaded Tanks [V]',
+          'emps': 'EMPS [mm]', 'ced': 'Coupled Electric Drives [ticks/s]', 'bouc_wen': 'Bouc-Wen [µm]',
+          'wh_process_noise': 'Wiener-Hammerstein with process noise [mV]'}
 
 # The recipes: `tsfast_lite.recipes.Recipe`s. Those of the library (`RECIPES` of tsfast_lite.recipes: each benchmark's
 # `best`, one per model family, `encoder`) are taken from it under the names their runs carry in results/accuracy.jsonl;
@@ -61,12 +64,15 @@ def _tbptt_5000(doc, n_epoch, hidden_size=64, benchmark='silverbox', head_gain=1
     return _recipe(benchmark, doc, TBPTT_5000, n_epoch, lr, rnn_type='lstm', hidden_size=hidden_size, n_skip=50,
                    head_gain=head_gain)
 
+NEW_PREFIXES = {'emps': 'em', 'ced': 'ced', 'bouc_wen': 'bw', 'wh_process_noise': 'pn'}
 # name in the results -> (benchmark, name) of the library's recipe
 LIBRARY = {**{f'{p}_{k}': (b, f) for b, p in (('silverbox', 'sb'), ('wiener_hammerstein', 'wh'), ('cascaded_tanks', 'ct'))
               for k, f in (('tcn', 'tcn'), ('lru', 'lru'), ('linear_ss', 'linear_ss'), ('best', 'best'))},
            'sb_lstm_tbptt_5000_e25': ('silverbox', 'rnn'), 'sb_lstm_tbptt_5000_e25_enc': ('silverbox', 'encoder'),
            'wh_lstm_tbptt_5000_e25': ('wiener_hammerstein', 'rnn'), 'wh_lstm_tbptt_5000_e25_enc': ('wiener_hammerstein', 'encoder'),
-           'ct_gru': ('cascaded_tanks', 'rnn'), 'ct_gru_enc': ('cascaded_tanks', 'encoder')}
+           'ct_gru': ('cascaded_tanks', 'rnn'), 'ct_gru_enc': ('cascaded_tanks', 'encoder'),
+           # the four benchmarks added later: every recipe of the library under `<prefix>_<recipe name>`
+           **{f'{p}_{k}': (b, k) for b, p in NEW_PREFIXES.items() for k in ('rnn', 'tcn', 'lru', 'linear_ss', 'encoder', 'best')}}
 
 RECIPES = {n: get_recipe(*bn) for n, bn in LIBRARY.items()}
 RECIPES.update({
@@ -136,10 +142,12 @@ FAMILY_RECIPES = {
     'silverbox': {'rnn': 'sb_lstm_tbptt_5000_e25', 'tcn': 'sb_tcn', 'lru': 'sb_lru', 'linear_ss': 'sb_linear_ss'},
     'wiener_hammerstein': {'rnn': 'wh_lstm_tbptt_5000_e25', 'tcn': 'wh_tcn', 'lru': 'wh_lru', 'linear_ss': 'wh_linear_ss'},
     'cascaded_tanks': {'rnn': 'ct_gru', 'tcn': 'ct_tcn', 'lru': 'ct_lru', 'linear_ss': 'ct_linear_ss'},
+    **{b: {f: f'{p}_{f}' for f in ('rnn', 'tcn', 'lru', 'linear_ss')} for b, p in NEW_PREFIXES.items()},
 }
 ENCODER_RECIPES = {'silverbox': 'sb_lstm_tbptt_5000_e25_enc', 'wiener_hammerstein': 'wh_lstm_tbptt_5000_e25_enc',
-                   'cascaded_tanks': 'ct_gru_enc'}
-BEST_RECIPES = {'silverbox': 'sb_best', 'wiener_hammerstein': 'wh_best', 'cascaded_tanks': 'ct_best'}
+                   'cascaded_tanks': 'ct_gru_enc', **{b: f'{p}_encoder' for b, p in NEW_PREFIXES.items()}}
+BEST_RECIPES = {'silverbox': 'sb_best', 'wiener_hammerstein': 'wh_best', 'cascaded_tanks': 'ct_best',
+                **{b: f'{p}_best' for b, p in NEW_PREFIXES.items()}}
 DEFAULT_RECIPES = list(BEST_RECIPES.values())
 
 # The reference implementation run here: tsfast 0.5.0 (`pip install tsfast`) with its own defaults (torch Adam, inputs

@@ -1,6 +1,7 @@
 """The benchmarks' splits, initialisation windows and scoring against the official loader, nonlinear_benchmarks 1.0.1
-(`pip install nonlinear-benchmarks`, in the dev extra): its `Silverbox()`, `WienerHammerBenchMark()` and
-`Cascaded_Tanks()` read the same files offline, laid out where it looks for them, and every array, every
+(`pip install nonlinear-benchmarks`, in the dev extra): its `Silverbox()`, `WienerHammerBenchMark()`,
+`Cascaded_Tanks()`, `EMPS()` and `CED()`, and the "not splitted" `BoucWen()` and `WienerHammerstein_Process_Noise()`,
+read the same files offline, laid out where it looks for them, and every array, every
 `state_initialization_window_length` and its RMSE must equal tsfast_lite's.
 
 Needs the benchmark files (TSFAST_LITE_DATA or the cache); without them the tests skip with one line saying so."""
@@ -13,10 +14,10 @@ from tsfast_lite.data import benchmarks as B
 nlb = pytest.importorskip('nonlinear_benchmarks', reason="nonlinear_benchmarks is not installed (pip install -e '.[dev]')")
 from nonlinear_benchmarks.error_metrics import RMSE
 
-def _file(benchmark):
-    try: return B.benchmark_file(benchmark, download=False)
+def _file(benchmark, file=None):
+    try: return B.benchmark_file(benchmark, download=False, file=file)
     except FileNotFoundError:
-        pytest.skip(f"the {benchmark} file is not in TSFAST_LITE_DATA ({B.data_root()}) or the cache ({B.cache_dir()})")
+        pytest.skip(f"the {benchmark} file {file or ''} is not in TSFAST_LITE_DATA ({B.data_root()}) or the cache ({B.cache_dir()})")
 
 def _official(loader, tmp_path):
     "Run an official loader on the files laid out in tmp_path (its download step only checks that the archive exists)"
@@ -72,6 +73,61 @@ def test_cascaded_tanks_matches_the_official_loader(tmp_path):
     _same(ours['test'][0], test, 'cascaded_tanks test')
     assert test.state_initialization_window_length == B.CT_N_INIT == 50
     assert abs(train_val.sampling_time - 1 / B.CT_FS) < 1e-9
+
+def _archive(tmp_path, folder, zip_name, files, sub=()):
+    "Lay `files` out as the official loader expects after its download of `zip_name` into `folder`"
+    d = tmp_path/folder; d.mkdir()
+    (d/zip_name).write_bytes(b'')  # the "downloaded" archive it checks for
+    for s in sub: d = d/s
+    d.mkdir(parents=True, exist_ok=True)
+    for f in files: (d/f.name).symlink_to(f)
+
+def test_emps_matches_the_official_loader(tmp_path):
+    files = [_file('emps'), _file('emps', 'DATA_EMPS_PULSES.mat')]
+    _archive(tmp_path, 'EMPS', 'EMPS.zip', files)
+    train_val, test = _official(nlb.EMPS, tmp_path)
+    ours = B.emps_dataset()
+    _same(_train_val(ours), train_val, 'emps train_val')
+    _same(ours['test'][0], test, 'emps test')
+    assert test.state_initialization_window_length == B.EMPS_N_INIT == 20
+    assert abs(1 / train_val.sampling_time - B.EMPS_FS) < 0.03 and abs(1 / test.sampling_time - B.EMPS_FS) < 0.03
+
+def test_ced_matches_the_official_loader(tmp_path):
+    f = _file('ced')
+    if f.suffix.lower() != '.mat': pytest.skip(f"the official loader reads DATAUNIF.MAT, not {f.name}")
+    _archive(tmp_path, 'CED', 'FULLTEXT01.zip', [f])
+    train_val, tests = _official(nlb.CED, tmp_path)
+    ours = B.ced_dataset()
+    for j, amp in enumerate(('low', 'high')):
+        from tsfast_lite.data.records import Record
+        tv = [r for r in ours['train'] + ours['valid'] if r.name.endswith(amp)]
+        joined = Record({k: np.concatenate([r.get([k])[:, 0] for r in tv]) for k in 'uy'})
+        _same(joined, train_val[j], f'ced train_val {amp}')
+        _same(ours['test'][j], tests[j], f'ced test {amp}')
+        assert tests[j].state_initialization_window_length == B.CED_N_INIT == 10
+        assert abs(train_val[j].sampling_time - 1 / B.CED_FS) < 1e-12
+    assert [r.name for r in ours['test']] == ['low_amplitude', 'high_amplitude']
+
+def test_bouc_wen_tests_match_the_official_loader(tmp_path):
+    files = [_file('bouc_wen', f'{k}val_{n}.mat') for n in ('multisine', 'sinesweep') for k in 'uy']
+    _file('bouc_wen', 'train.h5')
+    _archive(tmp_path, 'BoucWen', 'Hysteretic Benchmark with a Dynamic Nonlinearity_1_all.zip', files,
+             ('BoucWenFiles', 'Test signals', 'Validation signals'))
+    tests = _official(nlb.not_splitted_benchmarks.BoucWen, tmp_path)
+    ours = B.bouc_wen_dataset()
+    assert len(tests) == len(ours['test']) == 2
+    for r, t in zip(ours['test'], tests): _same(r, t, f'bouc_wen {r.name}')
+    assert tests[0].state_initialization_window_length is None  # no n_init defined: ours (50) is a choice
+
+def test_wh_process_noise_matches_the_official_loader(tmp_path):
+    files = [_file('wh_process_noise'), _file('wh_process_noise', 'WH_TestDataset.mat')]
+    _archive(tmp_path, 'WienHammer', 'WienerHammersteinFiles.zip', files, ('WienerHammersteinFiles',))
+    train, test = _official(nlb.not_splitted_benchmarks.WienerHammerstein_Process_Noise, tmp_path)
+    ours = B.wh_process_noise_dataset()
+    assert (len(train), len(test)) == (len(ours['train']) + len(ours['valid']), len(ours['test'])) == (10, 2)
+    for r, t in zip(ours['train'] + ours['valid'], train): _same(r, t, f'wh_process_noise {r.name}')
+    for r, t in zip(ours['test'], test): _same(r, t, f'wh_process_noise {r.name}')
+    assert abs(1 / train[0].sampling_time - B.WHPN_FS) < 1e-6 and test[0].state_initialization_window_length is None
 
 def test_scoring_matches_the_official_rmse():
     "evaluate_tests' RMSE is the official RMSE(y_true, y_model) with n_init from the test set (here on Duffing, no file)"

@@ -13,11 +13,12 @@ from fastcore.script import anno_parser
 from fastai.basics import set_seed
 from .data import benchmarks
 from .data.loaders import check_sub_seq_len
-from .recipes import RECIPES, benchmark_name, check_init, get_recipe, train_recipe
+from .recipes import RECIPES, BENCHMARK_NAMES, benchmark_name, check_init, get_recipe, train_recipe
 import tsfast_lite.inference  # adds predict_sequence, evaluate_tests
 
 # %% auto #0
-__all__ = ['make_dls', 'run_folder', 'recipe_from_options', 'OptionError', 'train_benchmark', 'main']
+__all__ = ['FILE_BENCHMARKS', 'make_dls', 'run_folder', 'recipe_from_options', 'OptionError', 'train_benchmark', 'main',
+           'results_markdown', 'train_all']
 
 # %% ../nbs/05_cli/01_cli.ipynb #4f916ab1
 def make_dls(benchmark:str, fallback:bool=True, **kwargs):
@@ -102,7 +103,7 @@ def _save_figure(fig, path):
 
 # %% ../nbs/05_cli/01_cli.ipynb #d4fb5bf1
 def train_benchmark(
-    benchmark:str='silverbox', # silverbox, wiener_hammerstein, cascaded_tanks or duffing (simulated, no file); data folder names work too
+    benchmark:str='silverbox', # silverbox, wiener_hammerstein, cascaded_tanks, emps, ced, bouc_wen, wh_process_noise, duffing (simulated, no file), or all (every benchmark with files); data folder names work too
     recipe:str='tutorial', # the recipe to train (`recipe_names(benchmark)`; `--help` lists them); the options marked [recipe's] change its values
     epochs:int=None, # training epochs (fit_flat_cos) [recipe's]
     lr:float=None, # maximum learning rate [recipe's]
@@ -119,6 +120,9 @@ def train_benchmark(
     init:str=None, # initial state of the test simulations: zero, estimate (from the first n_init samples) or encoder [recipe's]
 ):
     "Train a recipe on a benchmark, print validation metrics and test scores, save the learner, scores and plots"
+    if isinstance(benchmark, str) and benchmark.lower() == 'all':
+        return train_all(recipe, seed, out, init, epochs=epochs, lr=lr, rnn_type=rnn_type, hidden_size=hidden_size,
+                         win_sz=win_sz, stp_sz=stp_sz, sub_seq_len=sub_seq_len, bs=bs, n_batches=n_batches)
     try:
         name, r = recipe_from_options(benchmark, recipe, epochs, lr, rnn_type, hidden_size, win_sz, stp_sz,
                                       sub_seq_len, bs, n_batches, seed, init)
@@ -160,6 +164,7 @@ def train_benchmark(
               "initial state, first n_init samples not scored):")
         print(res.to_string(float_format=lambda v: f"{v:.4f}"))
         _save_figure(res.attrs.pop('figure'), folder/'test_predictions.png')
+        res.attrs.update(train_s=learn.train_seconds, n_init=dls.n_init)
         res.to_csv(folder/'test_scores.csv')
         saved += [folder/'test_scores.csv', folder/'test_predictions.png']
     else: print(f"\n{used} has no test sets: no test scores")
@@ -188,3 +193,52 @@ def main(argv:list|None=None, # the arguments (default: the command line's, `sys
     for k in ('pdb', 'xtra'): args.pop(k, None)  # fastcore's hidden options
     try: train_benchmark(**args)
     except OptionError as e: p.error(str(e))
+
+# %% ../nbs/05_cli/01_cli.ipynb #e8bfb460
+def _results_rows(res, benchmark:str, recipe:str, seed:int) -> list:
+    "One row per test set of a run's test scores"
+    col = next(c for c in res.columns if c.startswith('rmse'))
+    unit = col[len('rmse ['):-1]
+    return [dict(benchmark=benchmark, test_set=t, rmse=float(row[col]), unit=unit, n_init=int(res.attrs['n_init']),
+                 init=res.attrs['init'], recipe=recipe, seed=seed, train_min=round(res.attrs['train_s'] / 60, 2))
+            for t, row in res.iterrows()]
+
+def results_markdown(table) -> str:
+    "The results table as markdown"
+    cols = ['benchmark', 'test set', 'RMSE', 'unit', 'n_init', 'initial state', 'recipe', 'seed', 'training [min]']
+    out = ['| ' + ' | '.join(cols) + ' |', '|---|---|---:|---|---:|---|---|---:|---:|']
+    for r in table.to_dict('records'):
+        out.append(f"| {r['benchmark']} | {r['test_set']} | {r['rmse']:.4g} | {r['unit']} | {r['n_init']} | {r['init']} | "
+                   f"{r['recipe']} | {r['seed']} | {r['train_min']:.1f} |")
+    return '\n'.join(out) + '\n'
+
+FILE_BENCHMARKS = tuple(b for b in BENCHMARK_NAMES if b != 'duffing') # what `--benchmark all` trains
+
+def train_all(recipe:str='best', seed:int=0, out:str='tsfast_lite_run', init:str=None, **options):
+    "Train `recipe` on every benchmark whose files can be had, one sub-folder each; write and return one results table"
+    import pandas as pd
+    plan, skipped = [], []
+    try:
+        for b in FILE_BENCHMARKS:
+            name, r = recipe_from_options(b, recipe, seed=seed, init=init, **options)
+            try: dls, _ = make_dls(name, fallback=False, **r.dls)
+            except FileNotFoundError as e: skipped.append((b, str(e).splitlines()[0])); continue
+            r.create_learner(dls)  # the learner's own checks against the data
+            plan.append(b)
+        folder, note = run_folder(out)
+        _check_folder(folder, out)
+    except ValueError as e: raise OptionError(f"{b}: {e}") from e
+    for b, why in skipped: print(f"skipped {b}: {why}")
+    if not plan: raise FileNotFoundError(f"no benchmark's files could be had ({', '.join(b for b, _ in skipped)}): "
+                                         "set TSFAST_LITE_DATA to the folder holding them")
+    print(f"recipe {recipe!r} on {', '.join(plan)}; the run's files go to {folder}/" + (f" ({note})" if note else ''), flush=True)
+    rows = []
+    for b in plan:
+        print(f"\n===== {b}", flush=True)
+        res = train_benchmark(b, recipe, seed=seed, out=str(folder/b), no_fallback=True, init=init, **options)
+        rows += _results_rows(res, b, recipe, seed)
+    table = pd.DataFrame(rows)
+    table.to_csv(folder/'results.csv', index=False)
+    (folder/'results.md').write_text(results_markdown(table))
+    print(f"\nall benchmarks, recipe {recipe!r}, seed {seed}:\n{results_markdown(table)}\nsaved {folder/'results.csv'}, {folder/'results.md'}")
+    return table

@@ -21,12 +21,15 @@ try: import fcntl
 except ImportError: fcntl = None  # not on Windows: there the cache is not locked against other processes
 
 # %% auto #0
-__all__ = ['BENCHMARKS', 'SHA256', 'SILVERBOX_FS', 'SILVERBOX_N_INIT', 'WH_FS', 'WH_N_INIT', 'CT_FS', 'CT_N_INIT',
-           'DUFFING_N_INIT', 'data_root', 'cache_dir', 'BenchmarkFiles', 'file_sha256', 'DownloadError',
+__all__ = ['BENCHMARKS', 'SHA256', 'SILVERBOX_FS', 'SILVERBOX_N_INIT', 'WH_FS', 'WH_N_INIT', 'CT_FS', 'CT_N_INIT', 'EMPS_FS',
+           'EMPS_N_INIT', 'CED_FS', 'CED_N_INIT', 'BOUCWEN_FS', 'BOUCWEN_N_INIT', 'BOUCWEN_TRAIN', 'WHPN_FS',
+           'WHPN_N_INIT', 'DUFFING_N_INIT', 'data_root', 'cache_dir', 'BenchmarkFiles', 'file_sha256', 'DownloadError',
            'download_file', 'benchmark_file', 'read_signals', 'split_last', 'silverbox_dataset', 'create_dls_silverbox',
            'wiener_hammerstein_dataset', 'create_dls_wiener_hammerstein', 'cascaded_tanks_dataset',
-           'create_dls_cascaded_tanks', 'simulate_duffing', 'random_phase_multisine', 'arrow_signal',
-           'simulated_duffing_dataset', 'create_dls_duffing']
+           'create_dls_cascaded_tanks', 'emps_dataset', 'create_dls_emps', 'ced_dataset', 'create_dls_ced',
+           'bouc_wen_dataset', 'create_dls_bouc_wen', 'wh_process_noise_dataset', 'create_dls_wh_process_noise',
+           'simulate_duffing', 'random_phase_multisine', 'arrow_signal', 'simulated_duffing_dataset',
+           'create_dls_duffing']
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #a71a2eaa
 def data_root() -> Path|None:
@@ -46,13 +49,34 @@ class BenchmarkFiles:
     "Where the files of one official benchmark are found and how they are downloaded"
     title:str # the benchmark's name in messages
     folder:str # its folder in the data root and in the cache
-    files:tuple # its file names, preferred first
+    files:tuple # its (first) file's names, preferred first
     urls:tuple # official download URLs, tried in order
     archive:bool=True # the URLs give a zip archive holding the files (False: they give `files[0]` itself)
     archive_name:str|None=None # the archive's official name, for messages
     download_size:int|None=None # bytes of the official download (progress bar; checked for a file of unknown hash)
     page:str='' # the benchmark's official page
+    others:tuple=() # further files it needs, each a tuple of alternative names, downloaded from `urls` too
+    sources:tuple=() # (file name, URLs, archive?, bytes) of files that are not in the official download
 
+    def groups(self) -> list:
+        "Every file the benchmark can use, as tuples of alternative names (`files` first)"
+        return [tuple(self.files), *(tuple(g) for g in self.others)]
+
+    def names(self, file:str|None=None) -> tuple:
+        "The alternative names of the file `file` (any of its names, any case; default: `files`)"
+        if file is None: return tuple(self.files)
+        g = next((g for g in self.groups() if str(file).lower() in (n.lower() for n in g)), None)
+        if g is None:
+            raise ValueError(f"file={file!r} is not a file of the {self.title} benchmark; valid values are "
+                             f"{[g[0] for g in self.groups()]}")
+        return g
+
+    def source(self, names:tuple) -> tuple:
+        "(URLs, archive?, bytes) the file `names` is downloaded from"
+        s = next((s for s in self.sources if s[0] in names), None)
+        return (tuple(s[1]), s[2], s[3]) if s else (tuple(self.urls), self.archive, self.download_size)
+
+_4TU = 'https://data.4tu.nl/file/'
 BENCHMARKS = {
     'silverbox': BenchmarkFiles(
         'Silverbox', 'silverbox', ('SNLS80mV.mat', 'SNLS80mV.csv'),
@@ -67,10 +91,35 @@ BENCHMARKS = {
         page='https://www.nonlinearbenchmark.org/benchmarks/wiener-hammerstein'),
     'cascaded_tanks': BenchmarkFiles(
         'Cascaded Tanks', 'cascadedtanks', ('dataBenchmark.mat', 'dataBenchmark.csv'),
-        urls=('https://data.4tu.nl/file/d4810b78-6cdd-48fe-8950-9bd601e5f47f/3b697e42-01a4-4979-a370-813a456c36f5',
+        urls=(_4TU + 'd4810b78-6cdd-48fe-8950-9bd601e5f47f/3b697e42-01a4-4979-a370-813a456c36f5',
               'https://docs.google.com/uc?export=download&id=1HnQf_gu0g_UlggoBqy2s34l9YJiFdN01'),
         archive_name='CascadedTanksFiles.zip', download_size=7_520_592,
         page='https://www.nonlinearbenchmark.org/benchmarks/cascaded-tanks'),
+    'emps': BenchmarkFiles(
+        'EMPS', 'emps', ('DATA_EMPS.mat',), others=(('DATA_EMPS_PULSES.mat',),),
+        urls=('https://docs.google.com/uc?export=download&id=1zwoXYa9-3f8NQ0ohzmjpF7UxbNgRTHkS',),
+        archive_name='EMPS.zip', download_size=1_949_929, page='https://www.nonlinearbenchmark.org/benchmarks/emps'),
+    'ced': BenchmarkFiles(
+        'Coupled Electric Drives', 'ced', ('DATAUNIF.MAT', 'DATAUNIF.csv'),
+        urls=('https://uu.diva-portal.org/smash/get/diva2:1165531/FULLTEXT01.zip',),
+        archive_name='FULLTEXT01.zip', download_size=278_528,
+        page='https://www.nonlinearbenchmark.org/benchmarks/coupled-electric-drives'),
+    'bouc_wen': BenchmarkFiles(
+        'Bouc-Wen', 'boucwen', ('uval_multisine.mat',),
+        others=(('yval_multisine.mat',), ('uval_sinesweep.mat',), ('yval_sinesweep.mat',), ('train.h5',), ('bwdata.mat',)),
+        urls=(_4TU + '7060f9bc-8289-411e-8d32-57bef2740d32/cd40469c-5064-4968-ae59-88cbb850264b',),
+        archive_name='Hysteretic Benchmark with a Dynamic Nonlinearity_1_all.zip', download_size=5_649_141,
+        page='https://www.nonlinearbenchmark.org/benchmarks/bouc-wen',
+        sources=(('train.h5', ('https://raw.githubusercontent.com/forgi86/dynonet/56699401b141065a45403a18977333e0ec8d7303/'
+                               'examples/BW/data/Test%20signals/train.h5',), False, 658_344),
+                 ('bwdata.mat', ('https://raw.githubusercontent.com/Ridvanz/Tensor-Network-B-splines/'
+                                 '1da76d91ac55ac612a0266427803b17d306f9dfa/BoucWen/bwdata.mat',), False, 504_158))),
+    'wh_process_noise': BenchmarkFiles(
+        'Wiener-Hammerstein with process noise', 'whprocessnoise', ('WH_EstimationExample.mat',),
+        others=(('WH_TestDataset.mat',),),
+        urls=(_4TU + '1f194001-affa-4459-870a-ad9e9d9146f9/2dbbc046-1ac2-43b2-bf4e-53b5a4be8b96',),
+        archive_name='WienerHammersteinFiles.zip', download_size=423_134_764,
+        page='https://www.nonlinearbenchmark.org/benchmarks/wiener-hammerstein-process-noise'),
 }
 
 SHA256 = {
@@ -80,6 +129,18 @@ SHA256 = {
     'WienerHammerBenchMark.mat': None, # no checksum known: verified by size only, with a warning
     'dataBenchmark.mat': 'cb2f88d4388be4d3f2a24c6402fba804976aac5f2e1f26cda59ea0a38d016eab',
     'dataBenchmark.csv': 'ef2388ed822f3aef4aa80d6b0f2b466dd80b361786b3eafc7a2957c31ea323a7',
+    'DATA_EMPS.mat': '6cf6814ae14618795da0101aae2bb97ff0c6351b0501b5492751b02b07facf7e',
+    'DATA_EMPS_PULSES.mat': '0eab75bb1f6b16228ee78791343a88bf9bfd9a51036ac9807d7b5fc11c0e1704',
+    'DATAUNIF.MAT': '102c8d8012d6e850d50c13227b8c2280fe69f8bc4a845177f8bc3d761d152c89',
+    'DATAUNIF.csv': '9114f637f22ca826f03f066270cf68bd8cad686739a7fa4b471c14ccdbf66889',
+    'uval_multisine.mat': '3eb9abc0aef66b97beaf003fbcb45b43a4e28d7e82db5bf8abc1c931b92106ed',
+    'yval_multisine.mat': '05e462f7c508c26c8e69549e2b80ff5acea2828b399175c8bdd3fa70eb9905bc',
+    'uval_sinesweep.mat': 'fefd6c08bbf3b27f13f61a15ea0dd8c63211c5924e99f6ca43760d1f25ce9ed3',
+    'yval_sinesweep.mat': '52b49f7ff62487bf75efbed95bf759b06d8bad1127a8e63bc242e119d72bc57b',
+    'train.h5': 'a4df68f6101a22f9fc5032e98b3e773fc108a291378ef9cf69d1b128c7ac44a4',
+    'bwdata.mat': '0347cdb8f45a62635ce93587d6a30c6520efdb0a45b7cba137179afa0b33af42',
+    'WH_EstimationExample.mat': '288177d863d03b87e56257764b7ac1772d8b0036b111b2a85700a4b3bbd54782',
+    'WH_TestDataset.mat': '9d28e9ea38bc49420cd85036f1097bcfd8bf4988c2e1189ce2276c1045ac4d99',
 }
 
 def _spec(benchmark:str) -> BenchmarkFiles:
@@ -222,40 +283,46 @@ def download_file(
             for t in temps: t.unlink(missing_ok=True)
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #10505fa6
-def _missing_message(spec:BenchmarkFiles, root:Path|None, cache:Path, errors:list) -> str:
-    files = ' or '.join(spec.files)
+def _missing_message(spec:BenchmarkFiles, names:tuple, root:Path|None, cache:Path, errors:list) -> str:
+    files = ' or '.join(names)
     where = ([f"the data root {root/spec.folder}"] if root is not None else
              ["no data root (the environment variable TSFAST_LITE_DATA is not set)"]) + [f"the cache {cache/spec.folder}"]
     tried = ('Downloading failed:\n' + '\n'.join(f'  - {e}' for e in errors)) if errors else \
             'Downloading was switched off (download=False).'
-    origin = f" from {spec.archive_name}" if spec.archive_name else ''
+    urls, archive, _ = spec.source(names)
+    origin = (f" from {spec.archive_name}, from {spec.page}," if archive and spec.archive_name else
+              f" from {spec.page}," if urls == tuple(spec.urls) else f" (not in the official archive: from {urls[0]})")
     hint = str(root) if root is not None else '/path/to/data'
+    alt = f" (or {names[1]})" if len(names) > 1 else ''
     return (f"The {spec.title} data file was not found: looked for {files} in {' and in '.join(where)}.\n{tried}\n"
-            f"To use it offline, put {spec.files[0]} (or {spec.files[1]}){origin}, from {spec.page}, in the folder "
+            f"To use it offline, put {names[0]}{alt}{origin} in the folder "
             f"{hint}/{spec.folder}/ and set the environment variable TSFAST_LITE_DATA={hint}")
 
 def benchmark_file(
-    benchmark:str, # 'silverbox', 'wiener_hammerstein' or 'cascaded_tanks'
+    benchmark:str, # a key of `BENCHMARKS`: 'silverbox', 'wiener_hammerstein', 'cascaded_tanks', 'emps', ...
     root=None, # data root (default: `data_root()`, from TSFAST_LITE_DATA); only read
     cache=None, # cache folder (default: `cache_dir()`)
     download:bool=True, # download into the cache when the file is in neither place
     urls=None, # download URLs to try instead of the official ones
     progress:bool=True, # show a progress bar while downloading
     timeout:float=60., # seconds to wait for a server before trying the next URL
+    file:str|None=None, # which of the benchmark's files (one of its names; default: its first, `files`)
 ) -> Path:
-    "Path of the benchmark's file: from the data root, else the cache, else downloaded (and verified) into the cache"
+    "Path of a benchmark's file: from the data root, else the cache, else downloaded (and verified) into the cache"
     spec = _spec(benchmark)
+    names = spec.names(file)
     _check_timeout(timeout)
     root = data_root() if root is None else Path(root)
     cache = cache_dir() if cache is None else Path(cache)
     for base in (root, cache):
-        if base is not None and (found := _find(base/spec.folder, spec.files)): return found
+        if base is not None and (found := _find(base/spec.folder, names)): return found
     errors = []
-    for url in (listify(urls) or spec.urls) if download else []:
-        try: return download_file(url, cache/spec.folder, spec.files, archive=spec.archive, size=spec.download_size,
+    official, archive, size = spec.source(names)
+    for url in (listify(urls) or official) if download else []:
+        try: return download_file(url, cache/spec.folder, names, archive=archive, size=size,
                                   progress=progress, timeout=timeout)
         except OSError as e: errors.append(f"{url}: {e}")
-    raise FileNotFoundError(_missing_message(spec, root, cache, errors))
+    raise FileNotFoundError(_missing_message(spec, names, root, cache, errors))
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #bacec0c4
 def read_signals(
@@ -402,6 +469,181 @@ def create_dls_cascaded_tanks(
 ) -> SeqDataLoaders:
     "DataLoaders of the Cascaded Tanks benchmark (official split, n_init=50, scored in V)"
     return _benchmark_dls('cascaded_tanks', cascaded_tanks_dataset(valid_frac, root, cache), CT_N_INIT, 'V', 1.,
+                          dict(win_sz=win_sz, stp_sz=stp_sz, bs=bs, **kwargs))
+
+# %% ../../nbs/00_data/02_benchmarks.ipynb #ee1cb0af
+EMPS_FS = 1000. # Hz, nominal (the increments of `t` lie within 2e-5 ms of 1 ms)
+EMPS_N_INIT = 20 # the official loader's state_initialization_window_length (nonlinear_benchmarks 1.0.1)
+
+def _signals(benchmark:str, file:str, names:list, n:int, root, cache, progress) -> dict:
+    "The 1-D signals `names` of one file of `benchmark`, each checked to hold `n` samples"
+    path = benchmark_file(benchmark, root=root, cache=cache, progress=progress, file=file)
+    s = read_signals(path, names)
+    bad = next((k for k in names if len(s[k]) != n), None)
+    if bad: raise ValueError(f"{path}: signal {bad!r} holds {len(s[bad]):,} samples; the {_spec(benchmark).title} benchmark has {n:,}")
+    return s
+
+def emps_dataset(
+    valid_frac:float=0.2, # fraction at the end of train_val used as validation set
+    root=None, # data root (default: TSFAST_LITE_DATA)
+    cache=None, # cache folder (default: `cache_dir()`)
+    progress:bool=True, # show a progress bar if the files have to be downloaded
+) -> dict:
+    "The EMPS records with the official split (u = vir, y = qm in m); valid is the last `valid_frac` of train_val"
+    valid_frac = _check_valid_frac(valid_frac)
+    tv, te = (_signals('emps', f, ['vir', 'qm'], 24841, root, cache, progress) for f in ('DATA_EMPS.mat', 'DATA_EMPS_PULSES.mat'))
+    train, valid = split_last(Record({'u': tv['vir'], 'y': tv['qm']}, fs=EMPS_FS, name='train_val'), valid_frac)
+    return {'train': [train], 'valid': [valid], 'test': [Record({'u': te['vir'], 'y': te['qm']}, fs=EMPS_FS, name='test')]}
+
+# %% ../../nbs/00_data/02_benchmarks.ipynb #84c543ba
+@delegates(create_dls, but=list(_FIXED))
+def create_dls_emps(
+    win_sz:int=1000, # samples per window
+    stp_sz:int=10, # samples between training window starts
+    bs:int=16, # windows per batch
+    valid_frac:float=0.2, # fraction at the end of train_val used as validation set
+    root=None, # data root (default: TSFAST_LITE_DATA)
+    cache=None, # cache folder (default: `cache_dir()`)
+    **kwargs, # further arguments of `create_dls` (sub_seq_len, valid_stp_sz, n_batches_train, num_workers, ...)
+) -> SeqDataLoaders:
+    "DataLoaders of the EMPS benchmark (official split, n_init=20, scored in mm)"
+    return _benchmark_dls('emps', emps_dataset(valid_frac, root, cache), EMPS_N_INIT, 'mm', 1000.,
+                          dict(win_sz=win_sz, stp_sz=stp_sz, bs=bs, **kwargs))
+
+# %% ../../nbs/00_data/02_benchmarks.ipynb #1cbeaf95
+CED_FS = 50. # Hz (Ts = 0.02 s)
+CED_N_INIT = 10 # the official loader's state_initialization_window_length (nonlinear_benchmarks 1.0.1)
+
+def ced_dataset(
+    valid_frac:float=0.25, # fraction at the end of each train_val record used for validation
+    root=None, # data root (default: TSFAST_LITE_DATA)
+    cache=None, # cache folder (default: `cache_dir()`)
+    progress:bool=True, # show a progress bar if the file has to be downloaded
+) -> dict:
+    "The CED records with the official split: per experiment (low, high amplitude) 400 samples train_val, 100 test"
+    valid_frac = _check_valid_frac(valid_frac)
+    s = _signals('ced', None, ['u11', 'z11', 'u12', 'z12'], 500, root, cache, progress)
+    ds = {'train': [], 'valid': [], 'test': []}
+    for amp, u, y in (('low', 'u11', 'z11'), ('high', 'u12', 'z12')):
+        r = Record({'u': s[u], 'y': s[y]}, fs=CED_FS, name=f'{amp}_amplitude')
+        train, valid = split_last(r.slice(0, 400, name=f'train_val_{amp}'), valid_frac)
+        ds['train'].append(train.slice(name=f'train_{amp}')); ds['valid'].append(valid.slice(name=f'valid_{amp}'))
+        ds['test'].append(r.slice(400, None, name=f'{amp}_amplitude'))
+    return ds
+
+# %% ../../nbs/00_data/02_benchmarks.ipynb #3fee3f4f
+@delegates(create_dls, but=list(_FIXED))
+def create_dls_ced(
+    win_sz:int=100, # samples per window
+    stp_sz:int=1, # samples between training window starts
+    bs:int=16, # windows per batch
+    valid_frac:float=0.25, # fraction at the end of each train_val record used for validation
+    root=None, # data root (default: TSFAST_LITE_DATA)
+    cache=None, # cache folder (default: `cache_dir()`)
+    **kwargs, # further arguments of `create_dls` (sub_seq_len, valid_stp_sz, n_batches_train, num_workers, ...)
+) -> SeqDataLoaders:
+    "DataLoaders of the Coupled Electric Drives benchmark (official split, two test sets, n_init=10, scored in ticks/s)"
+    return _benchmark_dls('ced', ced_dataset(valid_frac, root, cache), CED_N_INIT, 'ticks/s', 1.,
+                          dict(win_sz=win_sz, stp_sz=stp_sz, bs=bs, **kwargs))
+
+# %% ../../nbs/00_data/02_benchmarks.ipynb #8456100c
+BOUCWEN_FS = 750. # Hz
+BOUCWEN_N_INIT = 50 # a choice: the benchmark defines no initialisation window
+BOUCWEN_TRAIN = {'train.h5': 40_960, 'bwdata.mat': 32_768} # generated training sets (not official): samples
+
+def _read_train(path:Path) -> dict:
+    "u and y of a generated Bouc-Wen training file: HDF5 /multisine/u, /multisine/y, or the MAT struct `bwdataz`"
+    if path.suffix.lower() == '.h5':
+        import h5py
+        with h5py.File(path, 'r') as f: return {k: np.asarray(f['multisine'][k], dtype=np.float64).reshape(-1) for k in 'uy'}
+    from scipy.io import loadmat
+    s = loadmat(path)['bwdataz'][0, 0]
+    return {k: np.asarray(s[k], dtype=np.float64).reshape(-1) for k in 'uy'}
+
+def bouc_wen_dataset(
+    valid_frac:float=0.2, # fraction at the end of the training record used as validation set
+    train:str='train.h5', # the generated training set: 'train.h5' (dynoNet's 5 periods) or 'bwdata.mat' (4 periods)
+    root=None, # data root (default: TSFAST_LITE_DATA)
+    cache=None, # cache folder (default: `cache_dir()`)
+    progress:bool=True, # show a progress bar if the files have to be downloaded
+) -> dict:
+    "The Bouc-Wen records: a generated multisine training record (valid its end), the official tests multisine and sinesweep"
+    valid_frac = _check_valid_frac(valid_frac)
+    if train not in BOUCWEN_TRAIN: raise ValueError(f"train={train!r} is not a Bouc-Wen training set; valid values are {list(BOUCWEN_TRAIN)}")
+    path = benchmark_file('bouc_wen', root=root, cache=cache, progress=progress, file=train)
+    tr = _read_train(path)
+    if len(tr['u']) != BOUCWEN_TRAIN[train]:
+        raise ValueError(f"{path} holds {len(tr['u']):,} samples; the generated training set {train} has {BOUCWEN_TRAIN[train]:,}")
+    tests = []
+    for name, n in (('multisine', 8192), ('sinesweep', 153_000)):
+        u, y = (_signals('bouc_wen', f'{k}val_{name}.mat', [f'{k}val_{name}'], n, root, cache, progress)[f'{k}val_{name}'] for k in 'uy')
+        tests.append(Record({'u': u, 'y': y}, fs=BOUCWEN_FS, name=name))
+    train_rec, valid = split_last(Record(tr, fs=BOUCWEN_FS, name=path.stem), valid_frac)
+    return {'train': [train_rec], 'valid': [valid], 'test': tests}
+
+# %% ../../nbs/00_data/02_benchmarks.ipynb #e3902235
+@delegates(create_dls, but=list(_FIXED))
+def create_dls_bouc_wen(
+    win_sz:int=1000, # samples per window
+    stp_sz:int=10, # samples between training window starts
+    bs:int=16, # windows per batch
+    valid_frac:float=0.2, # fraction at the end of the training record used as validation set
+    train:str='train.h5', # the generated training set: 'train.h5' or 'bwdata.mat' (`bouc_wen_dataset`)
+    root=None, # data root (default: TSFAST_LITE_DATA)
+    cache=None, # cache folder (default: `cache_dir()`)
+    **kwargs, # further arguments of `create_dls` (sub_seq_len, valid_stp_sz, n_batches_train, num_workers, ...)
+) -> SeqDataLoaders:
+    "DataLoaders of the Bouc-Wen benchmark (generated training set, official tests, n_init=50 by choice, scored in µm)"
+    return _benchmark_dls('bouc_wen', bouc_wen_dataset(valid_frac, train, root, cache), BOUCWEN_N_INIT, 'µm', 1e6,
+                          dict(win_sz=win_sz, stp_sz=stp_sz, bs=bs, **kwargs))
+
+# %% ../../nbs/00_data/02_benchmarks.ipynb #7a724c6f
+WHPN_FS = 78125. # Hz
+WHPN_N_INIT = 50 # a choice: the benchmark defines no initialisation window
+
+def _read_meas(path:Path, n:int, cols:int) -> tuple:
+    "(u, y) of an official WH process-noise MAT file: the struct `dataMeas`, one record per column"
+    from scipy.io import loadmat
+    m = loadmat(path)
+    if 'dataMeas' not in m:
+        raise KeyError(f"The file {path} has no struct 'dataMeas'; it has {sorted(k for k in m if not k.startswith('__'))}")
+    s = m['dataMeas'][0, 0]
+    u, y = (np.asarray(s[k], dtype=np.float64) for k in 'uy')
+    if u.shape != (n, cols) or y.shape != (n, cols):
+        raise ValueError(f"{path} holds u {u.shape}, y {y.shape}; the benchmark's file holds ({n}, {cols}) each")
+    if int(np.asarray(s['fs']).reshape(-1)[0]) != WHPN_FS:
+        raise ValueError(f"{path} has fs={np.asarray(s['fs']).reshape(-1)[0]}; the benchmark's is {WHPN_FS:g} Hz")
+    return u, y
+
+def wh_process_noise_dataset(
+    n_valid:int=2, # estimation records (the last ones) used for validation
+    root=None, # data root (default: TSFAST_LITE_DATA)
+    cache=None, # cache folder (default: `cache_dir()`)
+    progress:bool=True, # show a progress bar if the files have to be downloaded
+) -> dict:
+    "The WH process-noise records: 10 estimation multisines (the last `n_valid` validate), tests multisine and sinesweep"
+    n_valid = _check_int('n_valid', n_valid, 1, 9, extra=' (of the 10 estimation records, the last ones validate)')
+    path = benchmark_file('wh_process_noise', root=root, cache=cache, progress=progress)
+    u, y = _read_meas(path, 8192, 10)
+    recs = [Record({'u': u[:, j], 'y': y[:, j]}, fs=WHPN_FS, name=f'estimation_{j}') for j in range(10)]
+    ut, yt = _read_meas(benchmark_file('wh_process_noise', root=root, cache=cache, progress=progress,
+                                       file='WH_TestDataset.mat'), 16384, 2)
+    tests = [Record({'u': ut[:, j], 'y': yt[:, j]}, fs=WHPN_FS, name=n) for j, n in enumerate(('multisine', 'sinesweep'))]
+    return {'train': recs[:10 - n_valid], 'valid': recs[10 - n_valid:], 'test': tests}
+
+# %% ../../nbs/00_data/02_benchmarks.ipynb #8d099905
+@delegates(create_dls, but=list(_FIXED))
+def create_dls_wh_process_noise(
+    win_sz:int=1000, # samples per window
+    stp_sz:int=10, # samples between training window starts
+    bs:int=16, # windows per batch
+    n_valid:int=2, # estimation records (the last ones) used for validation
+    root=None, # data root (default: TSFAST_LITE_DATA)
+    cache=None, # cache folder (default: `cache_dir()`)
+    **kwargs, # further arguments of `create_dls` (sub_seq_len, valid_stp_sz, n_batches_train, num_workers, ...)
+) -> SeqDataLoaders:
+    "DataLoaders of the Wiener-Hammerstein benchmark with process noise (n_init=50 by choice, scored in mV)"
+    return _benchmark_dls('wh_process_noise', wh_process_noise_dataset(n_valid, root, cache), WHPN_N_INIT, 'mV', 1000.,
                           dict(win_sz=win_sz, stp_sz=stp_sz, bs=bs, **kwargs))
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #0022d468
