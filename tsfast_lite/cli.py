@@ -179,7 +179,7 @@ def _usage_error(prog:str, message:str):
 
 def _recipes_help() -> str:
     "The recipe names per benchmark, for `--help`"
-    per = '; '.join(f"{b}: {', '.join(n for n in RECIPES[b])}" for b in RECIPES if b is not None)
+    per = '; '.join(f"{b}: {', '.join(n for n in RECIPES[b])}" for b in BENCHMARK_NAMES if b in RECIPES)
     return (f"the recipe to train: {', '.join(RECIPES[None])} (any benchmark; the default); {per}. The options below "
             "marked [recipe's] change its values (default: the recipe's own)")
 
