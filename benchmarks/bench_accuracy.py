@@ -34,6 +34,8 @@ PUBLISHED = {
     },
     'wiener_hammerstein': {'SUBNET': {'test': 0.241}, 'dynoNet': {'test': 0.452}, 'tsfast GRU': {'test': 0.580}},
     'cascaded_tanks': {'grey-box': {'test': 0.191}, 'best black-box': {'test': 0.306}, 'GRU baseline': {'test': 0.396}},
+    'emps': {'dynoNet': {'test': 2.64}, 'CT-SUBNET (notebook output)': {'test': 4.61}},
+    'bouc_wen': {'PNLSS': {'multisine': 18.7}, 'dynoNet': {'multisine': 45.2}, 'NFIR': {'multisine': 163.}},
 }
 TEST_ORDER = {'silverbox': ['multisine', 'arrow_full', 'arrow_no_extrapolation'], 'wiener_hammerstein': ['test'],
               'cascaded_tanks': ['test'], 'emps': ['test'], 'ced': ['low_amplitude', 'high_amplitude'],

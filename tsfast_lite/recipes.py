@@ -206,14 +206,14 @@ register_recipe(RECIPES['cascaded_tanks']['encoder'].replace(
     name='best', init='estimate', learner=dict(hidden_size=16), dls=dict(valid_frac=0.1),
     doc="GRU 16, head_gain 100, bs 16, win_sz 100, stp_sz 1, all windows each epoch, n_skip 5, fit_flat_cos(100, 3e-3), "
         "validation on the last 10% of train_val" + _ENC + _EST))
-register_recipe(RECIPES['ced']['rnn'].replace(name='best', init='estimate', doc=RECIPES['ced']['rnn'].doc + _EST))
-for _b in ('bouc_wen', 'wh_process_noise'):
-    register_recipe(RECIPES[_b]['rnn'].replace(name='best', n_epoch=30, init='estimate',
-                                               doc=_DOC_2000.format(n=50, e=30, b=1200, u=12000) + _EST))
-register_recipe(RECIPES['emps']['linear_ss'].replace(
-    name='best', init='estimate', learner=dict(nx=4),
-    doc=RECIPES['emps']['linear_ss'].doc.replace('nx 8', 'nx 4') + _EST + " (no recipe measured here simulates EMPS's "
-        "position well: see the Benchmarks page)"))
+register_recipe(RECIPES['ced']['rnn'].replace(name='best', doc=RECIPES['ced']['rnn'].doc + "; test simulations from the zero state"))
+register_recipe(RECIPES['bouc_wen']['rnn'].replace(name='best', n_epoch=30, init='estimate',
+                                                   doc=_DOC_2000.format(n=50, e=30, b=1200, u=12000) + _EST))
+register_recipe(RECIPES['wh_process_noise']['linear_ss'].replace(name='best', init='estimate',
+                                                                 doc=RECIPES['wh_process_noise']['linear_ss'].doc + _EST))
+register_recipe(RECIPES['emps']['tcn'].replace(name='best', init='estimate', doc=RECIPES['emps']['tcn'].doc + _EST +
+                                               " (no recipe measured here simulates EMPS's position well: see the "
+                                               "Benchmarks page)"))
 
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a13
 def benchmark_name(benchmark:str) -> str:
