@@ -16,8 +16,7 @@ from nonlinear_benchmarks.error_metrics import RMSE
 
 def _file(benchmark, file=None):
     try: return B.benchmark_file(benchmark, download=False, file=file)
-    except FileNotFoundError:
-        pytest.skip(f"the {benchmark} file {file or ''} is not in TSFAST_LITE_DATA ({B.data_root()}) or the cache ({B.cache_dir()})")
+    except FileNotFoundError as e: pytest.skip(str(e).split('.\n')[0])  # which file, where it was looked for
 
 def _official(loader, tmp_path):
     "Run an official loader on the files laid out in tmp_path (its download step only checks that the archive exists)"
