@@ -437,7 +437,7 @@ class TerminateOnNonFiniteCB(Callback):
     def after_backward(self):
         loss = self.learn.loss_grad.detach()
         lazy = loss.device.type != 'cpu' if self.lazy is None else self.lazy
-        opt = self._torch_opt() if lazy else None
+        opt = self._torch_opt() if lazy and not hasattr(self.learn, 'lr_finder') else None  # lr_find: immediate
         if opt is None:
             if dist_world() > 1: ok = not bool(_any_rank(~torch.isfinite(loss).all()))
             else: ok = math.isfinite(loss.item()) if loss.numel() == 1 else bool(torch.isfinite(loss).all())
@@ -451,6 +451,8 @@ class TerminateOnNonFiniteCB(Callback):
         opt.found_inf = self.bad.float()
 
     def _raise(self, epoch, batch):
+        # in `lr_find` a diverging loss ends the sweep, as fastai's own stop at 4x the best loss does
+        if hasattr(self.learn, 'lr_finder'): raise CancelFitException()
         raise FloatingPointError(f"Non-finite training loss at epoch {epoch}, batch {batch}: training stopped before "
                                  "this update, so the weights are those from before it. Try a lower learning "
                                  "rate, gradient clipping (grad_clip=...) or check the data for extreme values")
