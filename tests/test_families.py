@@ -16,6 +16,7 @@ def _families():
     from tsfast_lite.models.tcn import TCN
     from tsfast_lite.models.lru import LRU
     from tsfast_lite.models.linear_ss import LinearSS
+    from tsfast_lite.models.nonlinear_ss import NonlinearSS
     return {
         'gru': lambda n_u, n_y: RNN(n_u, n_y, 'gru', hidden_size=5),
         'lstm2': lambda n_u, n_y: RNN(n_u, n_y, 'lstm', hidden_size=4, num_layers=2),
@@ -24,6 +25,8 @@ def _families():
         'linear_ss_gru': lambda n_u, n_y: LinearSS(n_u, n_y, nx=3, residual='gru', hidden_size=4),
         'linear_ss_mlp': lambda n_u, n_y: LinearSS(n_u, n_y, nx=3, residual='mlp', hidden_size=4),
         'linear_ss': lambda n_u, n_y: LinearSS(n_u, n_y, nx=3, residual=None),
+        'nonlinear_ss_mlp': lambda n_u, n_y: NonlinearSS(n_u, n_y, nx=3, f='mlp', hidden_size=5, num_layers=2),
+        'nonlinear_ss_poly': lambda n_u, n_y: NonlinearSS(n_u, n_y, nx=2, f='poly', degree=3),
         'neural_ss': lambda n_u, n_y: NeuralStateSpace(n_u, n_y, nx=3, hidden_size=6),
     }
 

@@ -17,6 +17,7 @@ from .models.encoder import *
 from .models.tcn import *
 from .models.lru import *
 from .models.linear_ss import *
+from .models.nonlinear_ss import *
 from .learner.metrics import *
 from .learner.tbptt import *
 from .learner.loop import *

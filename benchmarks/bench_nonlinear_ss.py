@@ -1,0 +1,131 @@
+"""The cost of a nonlinear state space's step-by-step state update, per training update.
+
+`NonlinearSS` (tsfast_lite.models.nonlinear_ss) runs its state update one time step after the other. This script
+times one training update (forward over a sub-window, backward, AdamW step) of:
+
+- `lstm`: the LSTM 64 of the Silverbox recipes (cuDNN/oneDNN runs its loop in C++), the yardstick;
+- `lite mlp` / `lite poly`: `NonlinearSS` as the library runs it (the fused loop: B u, the first layer's input part and
+  the last bias computed for all steps before the loop, A and the first layer's state part in one matrix);
+- `bare mlp` / `bare poly`: the same model written as a user would write it in plain PyTorch, one step
+  x = A x + B u_t + f([x, u_t]) with `f` an `nn.Sequential` called on the concatenation;
+- `compiled mlp` (with `--compile`): the lite loop with its step function compiled by `torch.compile`.
+
+Every variant gets the same input (bs 16, sub-window 250, Silverbox's one input and output), rounds alternate between
+the variants, and the table gives the median time per update over rounds and its ratio to the LSTM measured in the
+same rounds (the median of within-round ratios).
+
+    python benchmarks/bench_nonlinear_ss.py                  # torch's default threads, 7 rounds of 20 updates
+    python benchmarks/bench_nonlinear_ss.py --threads 1 --compile
+"""
+from __future__ import annotations
+import argparse, platform, statistics, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch
+from torch import nn
+
+
+class BareNLSS(nn.Module):
+    "x+ = A x + B u + f([x, u]), y = C x + D u: the plain loop a user would write (f an MLP or monomials times E)"
+    def __init__(self, ref):
+        super().__init__()
+        self.A, self.B, self.C, self.D = (nn.Parameter(p.detach().clone()) for p in (ref.A, ref.B, ref.C, ref.D))
+        self.f = ref.f_net
+        self.bound = ref.bound if ref.f == 'poly' else None
+    def forward(self, u, x=None):
+        x = u.new_zeros(u.shape[0], self.A.shape[0]) if x is None else x
+        xs = []
+        for t in range(u.shape[1]):
+            xs.append(x)
+            z = torch.cat([x, u[:, t]], -1)
+            if self.bound is not None: z = z.clamp(-self.bound, self.bound)
+            x = x @ self.A.T + u[:, t] @ self.B.T + self.f(z)
+        X = torch.stack(xs, 1)
+        return X @ self.C.T + u @ self.D.T, x
+
+
+def compiled_step_model(ref):
+    "The lite MLP loop with one compiled step function x, drive_t, pre_t -> x"
+    class Compiled(nn.Module):
+        def __init__(self):
+            super().__init__(); self.m = ref
+            self.step = torch.compile(self._step, dynamic=False)
+        def _step(self, x, M, d, p, mids, last):
+            ax, hx = (x @ M).split([self.m.nx, self.m.hidden_size], -1)
+            h = torch.tanh(hx + p)
+            for lin in mids: h = torch.tanh(h @ lin[0].T + lin[1])
+            return ax + d + h @ last
+        def forward(self, u, x=None):
+            m = self.m; fn = m.f_net
+            x = u.new_zeros(u.shape[0], m.nx) if x is None else x
+            drive = u @ m.B.T + fn[-1].bias
+            pre = u @ fn[0].weight[:, m.nx:].T + fn[0].bias
+            M = torch.cat([m.A, fn[0].weight[:, :m.nx]]).T
+            mids = [(l.weight, l.bias) for l in list(fn)[2:-1] if isinstance(l, nn.Linear)]
+            xs = []
+            for t in range(u.shape[1]):
+                xs.append(x); x = self.step(x, M, drive[:, t], pre[:, t], mids, fn[-1].weight.T)
+            X = torch.stack(xs, 1)
+            return X @ m.C.T + u @ m.D.T, x
+    return Compiled()
+
+
+class LSTMModel(nn.Module):
+    def __init__(self):
+        super().__init__(); self.rnn = nn.LSTM(1, 64, batch_first=True); self.head = nn.Linear(64, 1)
+    def forward(self, u, state=None):
+        out, s = self.rnn(u, state); return self.head(out), s
+
+
+def make_variants(args) -> dict:
+    from tsfast_lite.models.nonlinear_ss import NonlinearSS
+    torch.manual_seed(0)
+    mlp = NonlinearSS(1, 1, nx=4, f='mlp', h=None)
+    poly = NonlinearSS(1, 1, nx=2, f='poly', h=None, degree=3)
+    for m in (mlp, poly):  # train from a point where f is not zero (as after the first updates)
+        with torch.no_grad(): m.f_net[-1].weight.normal_(0, .01)
+    v = {'lstm': LSTMModel(), 'lite mlp nx4 2x64': mlp, 'bare mlp nx4 2x64': BareNLSS(mlp),
+         'lite poly nx2 deg3': poly, 'bare poly nx2 deg3': BareNLSS(poly)}
+    if args.compile:
+        import copy
+        v['compiled mlp nx4 2x64'] = compiled_step_model(copy.deepcopy(mlp))
+    return v
+
+
+def time_updates(model, opt, u, y, n:int) -> float:
+    "Seconds per update, mean over `n` updates (forward, MSE, backward, AdamW step)"
+    t0 = time.perf_counter()
+    for _ in range(n):
+        opt.zero_grad(set_to_none=True)
+        loss = ((model(u)[0] - y)**2).mean()
+        loss.backward(); opt.step()
+    return (time.perf_counter() - t0) / n
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--threads', type=int, default=None, help="torch threads (default: torch's own choice)")
+    p.add_argument('--rounds', type=int, default=7); p.add_argument('--updates', type=int, default=20)
+    p.add_argument('--bs', type=int, default=16); p.add_argument('--sub-seq-len', type=int, default=250)
+    p.add_argument('--compile', action='store_true', help='also time the lite MLP loop with a torch.compile-d step')
+    a = p.parse_args()
+    if a.threads is not None: torch.set_num_threads(a.threads)
+    u, y = torch.randn(a.bs, a.sub_seq_len, 1), torch.randn(a.bs, a.sub_seq_len, 1)
+    variants = make_variants(a)
+    opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4) for k, m in variants.items()}
+    for k, m in variants.items(): time_updates(m, opts[k], u, y, 3)  # warm-up (and compilation)
+    times = {k: [] for k in variants}
+    for _ in range(a.rounds):
+        for k, m in variants.items(): times[k].append(time_updates(m, opts[k], u, y, a.updates))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()}, "
+          f"bs {a.bs}, sub-window {a.sub_seq_len}, {a.rounds} rounds of {a.updates} updates\n")
+    print('| model | ms per update (median) | ratio to LSTM (median of within-round ratios) |\n|---|---|---|')
+    for k, ts in times.items():
+        ratio = statistics.median(t / l for t, l in zip(ts, times['lstm']))
+        print(f"| {k} | {1e3 * statistics.median(ts):.1f} | {ratio:.2f} |")
+
+
+if __name__ == '__main__': main()
