@@ -6,6 +6,8 @@ times one training update (forward over a sub-window, backward, AdamW step) of:
 - `lstm`: the LSTM 64 of the Silverbox recipes (cuDNN/oneDNN runs its loop in C++), the yardstick;
 - `lite mlp` / `lite poly`: `NonlinearSS` as the library runs it (the fused loop: B u, the first layer's input part and
   the last bias computed for all steps before the loop, A and the first layer's state part in one matrix);
+- `lean loop mlp` / `lean loop poly`: the library's loop with autograd recording every step (no custom backward), to
+  show what each of the two levers buys;
 - `bare mlp` / `bare poly`: the same model written as a user would write it in plain PyTorch, one step
   x = A x + B u_t + f([x, u_t]) with `f` an `nn.Sequential` called on the concatenation;
 - `compiled mlp` (with `--compile`): the lite loop with its step function compiled by `torch.compile`.
@@ -45,6 +47,15 @@ class BareNLSS(nn.Module):
             x = x @ self.A.T + u[:, t] @ self.B.T + self.f(z)
         X = torch.stack(xs, 1)
         return X @ self.C.T + u @ self.D.T, x
+
+
+class AutogradLoop(nn.Module):
+    "NonlinearSS's lean loop with autograd through every step instead of its custom backward"
+    def __init__(self, ref): super().__init__(); self.m = ref
+    def forward(self, u, x=None):
+        m = self.m
+        X, x = m._loop(u.new_zeros(u.shape[0], m.nx) if x is None else x, u)
+        return X @ m.C.T + u @ m.D.T, x
 
 
 def compiled_step_model(ref):
@@ -87,10 +98,11 @@ def make_variants(args) -> dict:
     poly = NonlinearSS(1, 1, nx=2, f='poly', h=None, degree=3)
     for m in (mlp, poly):  # train from a point where f is not zero (as after the first updates)
         with torch.no_grad(): m.f_net[-1].weight.normal_(0, .01)
-    v = {'lstm': LSTMModel(), 'lite mlp nx4 2x64': mlp, 'bare mlp nx4 2x64': BareNLSS(mlp),
-         'lite poly nx2 deg3': poly, 'bare poly nx2 deg3': BareNLSS(poly)}
+    import copy
+    v = {'lstm': LSTMModel(), 'lite mlp nx4 2x64': mlp, 'lean loop mlp nx4 2x64': AutogradLoop(copy.deepcopy(mlp)),
+         'bare mlp nx4 2x64': BareNLSS(mlp), 'lite poly nx2 deg3': poly,
+         'lean loop poly nx2 deg3': AutogradLoop(copy.deepcopy(poly)), 'bare poly nx2 deg3': BareNLSS(poly)}
     if args.compile:
-        import copy
         v['compiled mlp nx4 2x64'] = compiled_step_model(copy.deepcopy(mlp))
     return v
 

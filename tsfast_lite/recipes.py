@@ -140,6 +140,13 @@ for _b, _g in (('silverbox', 100.), ('wiener_hammerstein', 30.)):
     register_recipe(Recipe('linear_ss', _b, _LSS_LONG, dict(_LONG_5000, sub_seq_len=250), 'linear_ss',
                            dict(nx=8, residual='mlp', n_skip=150), n_epoch=50))
     register_recipe(RECIPES[_b]['rnn'].replace(name='encoder', doc='the `rnn` recipe' + _ENC, learner=dict(encoder=True)))
+register_recipe(Recipe('nonlinear_ss', 'silverbox', "nonlinear state space with the PNLSS structure: nx 2, initialised at the "
+                       "best linear approximation, f the monomials of [x, u] of degree 2 and 3 times E (zero at the start), "
+                       "y = C x + D u, n_skip 150, bs 16, win_sz 5000 cut into sub_seq_len 250, stp_sz 10, 20 "
+                       "window-batches/epoch, fit_flat_cos(20, 3e-3) (400 window-batches, 8,000 updates); test simulations from the state "
+                       "estimated on the n_init samples",
+                       dict(_LONG_5000, sub_seq_len=250), 'nonlinear_ss', dict(nx=2, f='poly', h=None, degree=3, n_skip=150),
+                       n_epoch=20, init='estimate'))
 
 _CT_GRU = ("GRU 32, head_gain 100, bs 16, win_sz 100, stp_sz 1, all windows each epoch, n_skip 5, fit_flat_cos(100, 3e-3)")
 register_recipe(Recipe('rnn', 'cascaded_tanks', _CT_GRU, _CT,
