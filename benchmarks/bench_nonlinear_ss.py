@@ -17,7 +17,7 @@ the variants, and the table gives the median time per update over rounds and its
 same rounds (the median of within-round ratios).
 
     python benchmarks/bench_nonlinear_ss.py                  # torch's default threads, 7 rounds of 20 updates
-    python benchmarks/bench_nonlinear_ss.py --threads 1 --compile
+    python benchmarks/bench_nonlinear_ss.py --threads 1 --compile --append   # writes benchmarks/results/speed_nonlinear_ss.md
 """
 from __future__ import annotations
 import argparse, platform, statistics, sys, time
@@ -123,6 +123,8 @@ def main():
     p.add_argument('--rounds', type=int, default=7); p.add_argument('--updates', type=int, default=20)
     p.add_argument('--bs', type=int, default=16); p.add_argument('--sub-seq-len', type=int, default=250)
     p.add_argument('--compile', action='store_true', help='also time the lite MLP loop with a torch.compile-d step')
+    p.add_argument('--out', default=str(ROOT/'benchmarks'/'results'/'speed_nonlinear_ss.md'), help='markdown file written')
+    p.add_argument('--append', action='store_true', help='append to --out (another thread setting) instead of replacing it')
     a = p.parse_args()
     if a.threads is not None: torch.set_num_threads(a.threads)
     u, y = torch.randn(a.bs, a.sub_seq_len, 1), torch.randn(a.bs, a.sub_seq_len, 1)
@@ -132,12 +134,18 @@ def main():
     times = {k: [] for k in variants}
     for _ in range(a.rounds):
         for k, m in variants.items(): times[k].append(time_updates(m, opts[k], u, y, a.updates))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()}, "
-          f"bs {a.bs}, sub-window {a.sub_seq_len}, {a.rounds} rounds of {a.updates} updates\n")
-    print('| model | ms per update (median) | ratio to LSTM (median of within-round ratios) |\n|---|---|---|')
+    lines = [f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {platform.machine()}, "
+             f"bs {a.bs}, sub-window {a.sub_seq_len}, {a.rounds} rounds of {a.updates} updates", '',
+             '| model | ms per update (median) | ratio to LSTM (median of within-round ratios) |', '|---|---:|---:|']
     for k, ts in times.items():
         ratio = statistics.median(t / l for t, l in zip(ts, times['lstm']))
-        print(f"| {k} | {1e3 * statistics.median(ts):.1f} | {ratio:.2f} |")
+        lines.append(f"| {k} | {1e3 * statistics.median(ts):.1f} | {ratio:.2f} |")
+    text = '\n'.join(lines) + '\n'
+    print(text)
+    out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
+    mode = 'a' if out.exists() and a.append else 'w'
+    with out.open(mode) as f: f.write(('\n' if mode == 'a' else '') + text)
+    print(f"written: {out}")
 
 
 if __name__ == '__main__': main()

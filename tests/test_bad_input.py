@@ -305,7 +305,7 @@ CASES = [
     Case('recipe of another benchmark', lambda c: _recipes().get_recipe('duffing', 'best'), ValueError,
          ["recipe='best' is not a recipe of duffing; valid values are ['tutorial']"]),
     Case('recipe family unknown', lambda c: _recipes().get_recipe('duffing', 'tutorial').replace(family='transformer'), ValueError,
-         ["family='transformer' is unknown; valid values are ['rnn', 'tcn', 'lru', 'linear_ss', 'nonlinear_ss']"]),
+         ["family='transformer' is unknown; valid values are ['rnn', 'tcn', 'lru', 'linear_ss', 'nonlinear_ss', 'blocks']"]),
     Case('recipe n_epoch 0', lambda c: _recipes().get_recipe('duffing', 'tutorial').replace(n_epoch=np.int64(0)), ValueError,
          ["n_epoch=0 must be a positive integer"]),
     Case('recipe init encoder without an encoder', lambda c: _recipes().train_recipe('duffing', 'tutorial', init='encoder'), ValueError,

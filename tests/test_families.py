@@ -17,6 +17,7 @@ def _families():
     from tsfast_lite.models.lru import LRU
     from tsfast_lite.models.linear_ss import LinearSS
     from tsfast_lite.models.nonlinear_ss import NonlinearSS
+    from tsfast_lite.models.blocks import BlockModel
     return {
         'gru': lambda n_u, n_y: RNN(n_u, n_y, 'gru', hidden_size=5),
         'lstm2': lambda n_u, n_y: RNN(n_u, n_y, 'lstm', hidden_size=4, num_layers=2),
@@ -27,6 +28,9 @@ def _families():
         'linear_ss': lambda n_u, n_y: LinearSS(n_u, n_y, nx=3, residual=None),
         'nonlinear_ss_mlp': lambda n_u, n_y: NonlinearSS(n_u, n_y, nx=3, f='mlp', hidden_size=5, num_layers=2),
         'nonlinear_ss_poly': lambda n_u, n_y: NonlinearSS(n_u, n_y, nx=2, f='poly', degree=3),
+        'blocks_wh': lambda n_u, n_y: BlockModel(n_u, n_y, 'wh', nx1=2, nx2=3, branches=2, hidden_size=5),
+        'blocks_wiener': lambda n_u, n_y: BlockModel(n_u, n_y, 'wiener', nx1=3, branches=n_y + 1, hidden_size=5),
+        'blocks_hammerstein': lambda n_u, n_y: BlockModel(n_u, n_y, 'hammerstein', nx2=3, branches=n_u + 1, hidden_size=5),
         'neural_ss': lambda n_u, n_y: NeuralStateSpace(n_u, n_y, nx=3, hidden_size=6),
     }
 

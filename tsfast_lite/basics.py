@@ -18,6 +18,7 @@ from .models.tcn import *
 from .models.lru import *
 from .models.linear_ss import *
 from .models.nonlinear_ss import *
+from .models.blocks import *
 from .learner.metrics import *
 from .learner.tbptt import *
 from .learner.loop import *

@@ -22,7 +22,8 @@ __all__ = ['FAMILIES', 'LOSSES', 'INITS', 'BENCHMARK_NAMES', 'RECIPES', 'Recipe'
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a06
 FAMILIES = {'rnn': ('tsfast_lite.learner.core', 'RNNLearner'), 'tcn': ('tsfast_lite.models.tcn', 'TCNLearner'),
             'lru': ('tsfast_lite.models.lru', 'LRULearner'), 'linear_ss': ('tsfast_lite.models.linear_ss', 'LinearSSLearner'),
-            'nonlinear_ss': ('tsfast_lite.models.nonlinear_ss', 'NonlinearSSLearner')}
+            'nonlinear_ss': ('tsfast_lite.models.nonlinear_ss', 'NonlinearSSLearner'),
+            'blocks': ('tsfast_lite.models.blocks', 'BlockLearner')}
 LOSSES = {'mse': 'MSELoss', 'l1': 'L1Loss'}  # a recipe's `loss_func`, by name: a class of torch.nn
 INITS = ('zero', 'estimate', 'encoder')
 BENCHMARK_NAMES = ('silverbox', 'wiener_hammerstein', 'cascaded_tanks', 'emps', 'ced', 'bouc_wen', 'wh_process_noise',

@@ -224,7 +224,7 @@ class LinearSS(nn.Module):
         hidden_size = _check_pos_int('hidden_size', hidden_size)
         store_attr('n_u,n_y,nx,residual,hidden_size')
         lam, Bm, Cm, D = _random_modal(n_u, n_y, nx) if bla is None else _modal_from_bla(bla, n_u, n_y, nx)
-        par = lambda a: nn.Parameter(torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32))
+        par = lambda a: nn.Parameter(torch.tensor(np.array(a, dtype=np.float32)))  # a copy: `.imag` of a real array is read-only
         self.nu_log = par(np.log(-np.log(np.clip(np.abs(lam), 1e-6, 1 - 1e-6))))  # |lam| = exp(-exp(nu_log)) < 1
         self.theta = par(np.angle(lam))
         self.B_re, self.B_im, self.C_re, self.C_im = par(Bm.real), par(Bm.imag), par(Cm.real), par(Cm.imag)
