@@ -74,6 +74,7 @@ LIBRARY = {**{f'{p}_{k}': (b, f) for b, p in (('silverbox', 'sb'), ('wiener_hamm
            'wh_lstm_tbptt_5000_e25': ('wiener_hammerstein', 'rnn'), 'wh_lstm_tbptt_5000_e25_enc': ('wiener_hammerstein', 'encoder'),
            'ct_gru': ('cascaded_tanks', 'rnn'), 'ct_gru_enc': ('cascaded_tanks', 'encoder'),
            'sb_nonlinear_ss': ('silverbox', 'nonlinear_ss'),
+           'wh_blocks': ('wiener_hammerstein', 'blocks'),
            # the four benchmarks added later: every recipe of the library under `<prefix>_<recipe name>`
            **{f'{p}_{k}': (b, k) for b, p in NEW_PREFIXES.items() for k in ('rnn', 'tcn', 'lru', 'linear_ss', 'encoder', 'best')}}
 

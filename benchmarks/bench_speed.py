@@ -214,17 +214,17 @@ def build_family(name:str, dls):
         from tsfast_lite.learner.core import RNNLearner
         learn, n_skip = RNNLearner(dls), 0
     elif name == 'tcn':
-        from tsfast_lite.models.tcn import TCNLearner
+        from tsfast_lite.learner.families import TCNLearner
         learn = TCNLearner(dls)  # its default n_skip = receptive_field - 1; passed explicitly to both sides below
         n_skip = learn.model.model.receptive_field - 1
     elif name == 'lru':
-        from tsfast_lite.models.lru import LRULearner
+        from tsfast_lite.learner.families import LRULearner
         learn, n_skip = LRULearner(dls), 0
     elif name == 'linear_ss':
-        from tsfast_lite.models.linear_ss import LinearSSLearner
+        from tsfast_lite.learner.families import LinearSSLearner
         learn, n_skip = LinearSSLearner(dls, n_skip=0), 0
     elif name == 'linear_ss_gru':  # the GRU residual (LinearSSLearner's default residual is the MLP)
-        from tsfast_lite.models.linear_ss import LinearSSLearner
+        from tsfast_lite.learner.families import LinearSSLearner
         learn, n_skip = LinearSSLearner(dls, residual='gru', n_skip=0), 0
     else: raise ValueError(f"family={name!r} is not supported; valid values are {FAMILY_NAMES}")
     m = learn.model.model.cpu()

@@ -23,6 +23,7 @@ from .learner.metrics import *
 from .learner.tbptt import *
 from .learner.loop import *
 from .learner.core import *
+from .learner.families import *
 from .inference import *
 from .learner.checkpoint import *
 from .tuning import *

@@ -20,10 +20,10 @@ __all__ = ['FAMILIES', 'LOSSES', 'INITS', 'BENCHMARK_NAMES', 'RECIPES', 'Recipe'
            'recipe_names', 'get_recipe', 'check_init', 'train_recipe']
 
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a06
-FAMILIES = {'rnn': ('tsfast_lite.learner.core', 'RNNLearner'), 'tcn': ('tsfast_lite.models.tcn', 'TCNLearner'),
-            'lru': ('tsfast_lite.models.lru', 'LRULearner'), 'linear_ss': ('tsfast_lite.models.linear_ss', 'LinearSSLearner'),
-            'nonlinear_ss': ('tsfast_lite.models.nonlinear_ss', 'NonlinearSSLearner'),
-            'blocks': ('tsfast_lite.models.blocks', 'BlockLearner')}
+FAMILIES = {'rnn': ('tsfast_lite.learner.core', 'RNNLearner'), 'tcn': ('tsfast_lite.learner.families', 'TCNLearner'),
+            'lru': ('tsfast_lite.learner.families', 'LRULearner'), 'linear_ss': ('tsfast_lite.learner.families', 'LinearSSLearner'),
+            'nonlinear_ss': ('tsfast_lite.learner.families', 'NonlinearSSLearner'),
+            'blocks': ('tsfast_lite.learner.families', 'BlockLearner')}
 LOSSES = {'mse': 'MSELoss', 'l1': 'L1Loss'}  # a recipe's `loss_func`, by name: a class of torch.nn
 INITS = ('zero', 'estimate', 'encoder')
 BENCHMARK_NAMES = ('silverbox', 'wiener_hammerstein', 'cascaded_tanks', 'emps', 'ced', 'bouc_wen', 'wh_process_noise',
@@ -148,6 +148,13 @@ register_recipe(Recipe('nonlinear_ss', 'silverbox', "nonlinear state space with 
                        "estimated on the n_init samples",
                        dict(_LONG_5000, sub_seq_len=250), 'nonlinear_ss', dict(nx=2, f='poly', h=None, degree=3, n_skip=150),
                        n_epoch=20, init='estimate'))
+register_recipe(Recipe('blocks', 'wiener_hammerstein', "Wiener-Hammerstein block model: the best linear approximation of "
+                       "order 6 split between G1 and G2 (3 poles each), 8 branches between them, a static MLP of 64 tanh "
+                       "units (the identity at the start), n_skip 150, bs 16, win_sz 5000 cut into sub_seq_len 250, stp_sz 10, "
+                       "20 window-batches/epoch, fit_flat_cos(100, 1e-2) (2,000 window-batches, 40,000 updates); test "
+                       "simulations from the state estimated on the n_init samples",
+                       dict(_LONG_5000, sub_seq_len=250), 'blocks', dict(structure='wh', nx=6, branches=8, hidden_size=64, n_skip=150),
+                       n_epoch=100, lr=1e-2, init='estimate'))
 
 _CT_GRU = ("GRU 32, head_gain 100, bs 16, win_sz 100, stp_sz 1, all windows each epoch, n_skip 5, fit_flat_cos(100, 3e-3)")
 register_recipe(Recipe('rnn', 'cascaded_tanks', _CT_GRU, _CT,

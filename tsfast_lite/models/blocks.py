@@ -14,10 +14,9 @@ from fastcore.basics import store_attr
 from .lru import _check_pos_int
 from .linear_ss import LinearSS, fit_bla, dls_records, simulate_ss
 from .nonlinear_ss import _residual, _random_ss
-from ..learner.core import seq_learner
 
 # %% auto #0
-__all__ = ['split_bla', 'StaticNL', 'BlockModel', 'block_bla', 'BlockLearner']
+__all__ = ['split_bla', 'StaticNL', 'BlockModel', 'block_bla']
 
 # %% ../../nbs/01_models/07_blocks.ipynb #b10c0006
 def _group_roots(r) -> list:
@@ -169,10 +168,21 @@ def _rows(n, m, rng):
     "n random rows of length m, each of unit norm"
     w = rng.standard_normal((n, m)); return w / np.linalg.norm(w, axis=1, keepdims=True)
 
+def _own_modes(n_ch:int, nx_each:int, rng) -> tuple:
+    "Random stable modes, `nx_each` per channel: A [n, n], the input matrix [n, n_ch] each channel driving its own modes only"
+    n = n_ch * nx_each
+    r = rng.uniform(.5, .95, n)
+    B = np.zeros((n, n_ch))
+    for j in range(n_ch): B[j * nx_each:(j + 1) * nx_each, j] = rng.standard_normal(nx_each) * np.sqrt(1 - r[j * nx_each:(j + 1) * nx_each]**2)
+    return np.diag(r), B
+
+def _blockdiag(a, b): return np.block([[a, np.zeros((len(a), len(b)))], [np.zeros((len(b), len(a))), b]])
+
 def block_bla(bla, # the best linear approximation (A, B, C, D), e.g. from `fit_bla` on normalised records
               structure:str='wh', # 'wiener': all of it in G1, 'hammerstein': all in G2, 'wh': split between them
               nx1:int|None=None, # 'wh': the poles of G1 (default: about half, see `split_bla`)
               branches:int=1, # channels between the blocks; the BLA runs through the first, the others start disconnected
+              branch_nx:int=0, # states of each other branch's own dynamics, in G1 and in G2 (0: they share the BLA's poles)
               u_list=None, # normalised input records: G1's outputs are scaled to unit RMS on them
               seed:int=0, # the random rows of the other branches
              ) -> tuple:
@@ -182,11 +192,22 @@ def block_bla(bla, # the best linear approximation (A, B, C, D), e.g. from `fit_
     A, B, C, D = (np.asarray(m, dtype=np.float64) for m in bla)
     n_u, n_y, nx, rng = B.shape[1], C.shape[0], A.shape[0], np.random.default_rng(seed)
     branches = _check_pos_int('branches', branches)
+    if not isinstance(branch_nx, (int, np.integer)) or isinstance(branch_nx, bool) or branch_nx < 0:
+        raise ValueError(f"branch_nx={branch_nx!r} must be an integer >= 0")
+    def extend_g2(g2, k, s):
+        "G2 with input columns for the other branches: zero on the BLA's modes, each branch's own modes (C = 0) if branch_nx"
+        A2, B2, C2, D2 = g2
+        pad = lambda M: np.concatenate([M * s[None, :k], np.zeros((M.shape[0], branches - k))], 1)
+        B2, D2 = pad(B2), pad(D2)
+        if branch_nx and branches > k:
+            Ae, Be = _own_modes(branches - k, branch_nx, rng)
+            A2, C2 = _blockdiag(A2, Ae), np.concatenate([C2, np.zeros((n_y, len(Ae)))], 1)
+            B2 = np.concatenate([B2, np.concatenate([np.zeros((len(Ae), k)), Be], 1)])
+        return A2, B2, C2, D2
     if structure == 'hammerstein':
         if branches < n_u: raise ValueError(f"branches={branches}: a Hammerstein model needs branches >= n_u={n_u}")
         W = np.concatenate([np.eye(n_u), _rows(branches - n_u, n_u, rng)])          # w = [u, random mixes of u]
-        g2 = (A, np.concatenate([B, np.zeros((nx, branches - n_u))], 1), C, np.concatenate([D, np.zeros((n_y, branches - n_u))], 1))
-        return None, g2, W
+        return None, extend_g2((A, B, C, D), n_u, np.ones(n_u)), W
     if structure == 'wiener': k, g1, g2 = n_y, (A, B, C, D), None
     elif n_u == 1 and n_y == 1: k, (g1, g2) = 1, split_bla(bla, nx1)
     else:   # MIMO: G1 is the whole BLA, G2 a pass-through y = D2 w with random stable poles (C2 = 0, so they start unused)
@@ -195,6 +216,10 @@ def block_bla(bla, # the best linear approximation (A, B, C, D), e.g. from `fit_
         g2 = (A2, B2, np.zeros((n_y, nx)), np.eye(n_y))
     if branches < k: raise ValueError(f"branches={branches}: this structure needs branches >= {k} (the BLA's {k} channel(s))")
     A1, B1, C1, D1 = g1
+    if branch_nx and branches > k:   # the other branches' own modes, driven by the input, read by their rows of C only
+        Ae, _ = _own_modes(branches - k, branch_nx, rng)
+        A1, B1 = _blockdiag(A1, Ae), np.concatenate([B1, _rows(len(Ae), n_u, rng) * np.sqrt(1 - np.diag(Ae)**2)[:, None]])
+        C1 = np.concatenate([C1, np.zeros((k, len(Ae)))], 1)
     C1 = np.concatenate([C1, _rows(branches - k, len(A1), rng)]); D1 = np.concatenate([D1, np.zeros((branches - k, n_u))])
     if u_list is not None:   # unit RMS between the blocks, where the MLP's tanh units work
         v = np.concatenate([simulate_ss(A1, B1, C1, D1, np.asarray(u, dtype=np.float64).reshape(len(u), -1)) for u in u_list])
@@ -203,27 +228,4 @@ def block_bla(bla, # the best linear approximation (A, B, C, D), e.g. from `fit_
     else: s = np.ones(branches)
     g1 = (A1, B1, C1, D1)
     if structure == 'wiener': return g1, None, np.concatenate([np.diag(s[:k]), np.zeros((n_y, branches - k))], 1)
-    A2, B2, C2, D2 = g2
-    pad = lambda M: np.concatenate([M * s[None, :k], np.zeros((M.shape[0], branches - k))], 1)
-    return g1, (A2, pad(B2), C2, pad(D2)), np.eye(branches)
-
-# %% ../../nbs/01_models/07_blocks.ipynb #b10c0024
-def BlockLearner(dls, structure:str='wh', nx:int=6, nx1:int|None=None, branches:int=1, hidden_size:int=32,
-                 num_layers:int=1, fit_bla_on_train:bool=True, **kwargs):
-    "A Learner for `BlockModel` on `dls`, starting exactly at the best linear approximation of the training records"
-    n_u, n_y = len(dls.u_names), len(dls.y_names)
-    nx = _check_pos_int('nx', nx)
-    if structure not in _structures: raise ValueError(f"structure={structure!r} is not supported; valid values are {list(_structures)}")
-    if structure == 'wh' and nx < 2: raise ValueError(f"nx={nx}: a Wiener-Hammerstein model needs nx >= 2 (one pole per filter)")
-    if nx1 is not None:
-        nx1 = _check_pos_int('nx1', nx1)
-        if structure == 'wh' and nx1 >= nx: raise ValueError(f"nx1={nx1} must be below nx={nx} (G2 keeps at least one pole)")
-    kw = dict(hidden_size=hidden_size, num_layers=num_layers, branches=branches)
-    if not fit_bla_on_train:
-        n1 = nx if structure == 'wiener' else (nx1 or nx // 2)
-        return seq_learner(dls, BlockModel(n_u, n_y, structure, n1, nx if structure == 'hammerstein' else nx - n1, **kw), **kwargs)
-    BlockModel(n_u, n_y, structure, 1, 1, **kw)     # the arguments checked before the fit, which takes seconds
-    us, ys = dls_records(dls, 'train')
-    g1, g2, W = block_bla(fit_bla(us, ys, nx=nx), structure, nx1, branches, us)
-    model = BlockModel(n_u, n_y, structure, len(g1[0]) if g1 else 1, len(g2[0]) if g2 else 1, g1=g1, g2=g2, weight=W, **kw)
-    return seq_learner(dls, model, **kwargs)
+    return g1, extend_g2(g2, k, s), np.eye(branches)

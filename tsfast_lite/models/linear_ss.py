@@ -13,10 +13,9 @@ from scipy.signal import lfilter
 from fastcore.basics import store_attr
 from .rnn import ScaledLinear
 from .lru import linear_scan, _check_pos_int
-from ..learner.core import seq_learner
 
 # %% auto #0
-__all__ = ['simulate_ss', 'fit_bla', 'dls_records', 'LinearSS', 'LinearSSLearner']
+__all__ = ['simulate_ss', 'fit_bla', 'dls_records', 'LinearSS']
 
 # %% ../../nbs/01_models/03_linear_ss.ipynb #2318dd82
 def simulate_ss(A, B, C, D, u, x0=None) -> np.ndarray:
@@ -270,21 +269,3 @@ class LinearSS(nn.Module):
         elif self.residual == 'mlp':
             y = y + self.mlp(torch.cat([z.real, z.imag, u], -1))
         return y, new_state
-
-# %% ../../nbs/01_models/03_linear_ss.ipynb #617044ab
-def LinearSSLearner(
-    dls, # from `create_dls` or a benchmark's `create_dls_*`
-    nx:int=8, # state dimension of the linear part
-    residual:str|None='mlp', # 'mlp', 'gru' or None (see `LinearSS`)
-    hidden_size:int=32, # units of the residual
-    head_gain:float=30., # gain of the residual's zero-initialised output layer
-    fit_bla_on_train:bool=True, # initialise the linear part at the BLA of the training records (else random stable)
-    **kwargs # passed to `seq_learner`: n_skip, k2, loss_func, metrics, grad_clip, encoder, cbs, lr, ...
-):
-    "A Learner for `LinearSS` on `dls`, its linear part initialised at the best linear approximation of the training records"
-    nx = _check_pos_int('nx', nx)
-    if residual not in _residuals:  # before the fit, which takes seconds
-        raise ValueError(f"residual={residual!r} is not supported; valid values are {list(_residuals)}")
-    bla = fit_bla(*dls_records(dls, 'train'), nx=nx) if fit_bla_on_train else None
-    model = LinearSS(len(dls.u_names), len(dls.y_names), nx, residual, hidden_size, bla=bla, head_gain=head_gain)
-    return seq_learner(dls, model, **kwargs)

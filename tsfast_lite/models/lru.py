@@ -14,7 +14,7 @@ from fastcore.basics import store_attr
 from .rnn import ScaledLinear
 
 # %% auto #0
-__all__ = ['linear_scan', 'LRULayer', 'LRUBlock', 'LRU', 'LRULearner']
+__all__ = ['linear_scan', 'LRULayer', 'LRUBlock', 'LRU']
 
 # %% ../../nbs/01_models/02_lru.ipynb #5bcac393
 def _doubling_scan(lam, bu):
@@ -173,24 +173,3 @@ class LRU(nn.Module):
             h, x_last = block(h, x0)
             new_state.append(torch.view_as_real(x_last).clone())
         return self.head(h), tuple(new_state)
-
-# %% ../../nbs/01_models/02_lru.ipynb #f6129ae9
-from ..learner.core import seq_learner
-
-def LRULearner(
-    dls, # from `create_dls` or a benchmark's `create_dls_*`
-    hidden_size:int=64, # width of the residual stream
-    state_size:int=64, # complex state channels per LRU layer
-    num_layers:int=4, # LRU blocks
-    dropout:float=0., # dropout in each block's position-wise MLP
-    r_min:float=0.9, # smallest |lam| at initialisation (time constant about 10 samples)
-    r_max:float=0.999, # largest |lam| at initialisation (about 1000 samples)
-    max_phase:float=2*math.pi, # phases of lam drawn in [0, max_phase] radians per sample
-    layer_norm:bool=False, # a LayerNorm at the start of each block
-    head_gain:float=30., # gain of the output layer: under Adam it learns `head_gain` x faster than the rest
-    **kwargs # passed to `seq_learner`: n_skip, sub_seq_len, k2, loss_func, metrics, grad_clip, encoder, cbs, ...
-):
-    "A fastai Learner for a deep Linear Recurrent Unit on `dls`: a `TbpttLearner` when the DataLoaders have sub-windows"
-    model = LRU(len(dls.u_names), len(dls.y_names), hidden_size, state_size, num_layers, dropout, r_min, r_max,
-                max_phase, layer_norm, head_gain)
-    return seq_learner(dls, model, **kwargs)

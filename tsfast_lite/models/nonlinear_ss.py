@@ -15,10 +15,9 @@ from torch.func import vmap, jacrev
 from fastcore.basics import store_attr
 from .lru import _check_pos_int
 from .linear_ss import fit_bla, dls_records
-from ..learner.core import seq_learner
 
 # %% auto #0
-__all__ = ['Monomials', 'NonlinearSS', 'NonlinearSSLearner']
+__all__ = ['Monomials', 'NonlinearSS']
 
 # %% ../../nbs/01_models/06_nonlinear_ss.ipynb #b7e1a006
 class Monomials(nn.Module):
@@ -198,22 +197,3 @@ def _check_bla(bla, n_u, n_y, nx):
     if got != want: raise ValueError(f"bla=(A, B, C, D) has shapes {got}; NonlinearSS(n_u={n_u}, n_y={n_y}, nx={nx}) needs {want}")
     if not all(np.isfinite(m).all() for m in (A, B, C, D)): raise ValueError("bla holds NaN or infinite values")
     return A, B, C, D
-
-# %% ../../nbs/01_models/06_nonlinear_ss.ipynb #b7e1a018
-def NonlinearSSLearner(
-    dls, # from `create_dls` or a benchmark's `create_dls_*`
-    nx:int=4, # state dimension
-    f:str|None='mlp', # 'mlp', 'poly' or None (see `NonlinearSS`)
-    h:str|None='same', # 'same', 'mlp', 'poly' or None
-    hidden_size:int=64, # units per hidden layer of the MLPs
-    num_layers:int=2, # hidden tanh layers of the MLPs
-    degree:int=3, # highest degree of the polynomials
-    bound:float=5., # the polynomial f sees [x, u] clamped to +-bound (normalised units)
-    fit_bla_on_train:bool=True, # start at the best linear approximation of the training records (else random stable)
-    **kwargs # passed to `seq_learner`: n_skip, k2, loss_func, metrics, grad_clip, encoder, cbs, lr, ...
-):
-    "A Learner for `NonlinearSS` on `dls`, starting exactly at the best linear approximation of the training records"
-    n_u, n_y = len(dls.u_names), len(dls.y_names)
-    NonlinearSS(n_u, n_y, nx, f, h, hidden_size, num_layers, degree, bound=bound)  # the arguments checked before the fit, which takes seconds
-    bla = fit_bla(*dls_records(dls, 'train'), nx=nx) if fit_bla_on_train else None
-    return seq_learner(dls, NonlinearSS(n_u, n_y, nx, f, h, hidden_size, num_layers, degree, bla=bla, bound=bound), **kwargs)

@@ -13,7 +13,7 @@ from fastcore.basics import store_attr
 from .rnn import ScaledLinear
 
 # %% auto #0
-__all__ = ['causal_conv', 'TCN', 'TCNLearner']
+__all__ = ['causal_conv', 'TCN']
 
 # %% ../../nbs/01_models/01_tcn.ipynb #ea85565b
 def causal_conv(conv:nn.Conv1d, # a convolution without padding, e.g. `nn.Conv1d(C, C, k, dilation=d)`
@@ -74,32 +74,3 @@ class TCN(nn.Module):
             new_past += [p1, p2]
         # contiguous copies: a state must not keep the whole chunk's activations alive across TBPTT sub-windows
         return self.head(x.transpose(1, 2)), tuple(p.transpose(1, 2).contiguous() for p in new_past)
-
-# %% ../../nbs/01_models/01_tcn.ipynb #ead46b56
-from ..learner.core import seq_learner, SeqLearner
-
-# %% ../../nbs/01_models/01_tcn.ipynb #cae676a8
-def TCNLearner(
-    dls, # `SeqDataLoaders` from `create_dls` or a benchmark's `create_dls_*`
-    hidden_size:int=64, # channels of every convolution
-    num_layers:int=4, # residual blocks; block i has dilation `dilation_base**i`
-    kernel_size:int=3, # taps of every convolution
-    dilation_base:int=2, # dilation growth per block
-    dropout:float=0., # dropout after each activation and on each block's output
-    head_gain:float=30., # gain of the output layer: under Adam it learns `head_gain` x faster than the rest
-    n_skip:int|None=None, # warm-up samples of each window not scored (default: receptive_field - 1, an exact warm-up)
-    **kwargs # passed to `seq_learner`: sub_seq_len, k2, loss_func, metrics, grad_clip, encoder, cbs, lr, ...
-) -> SeqLearner:
-    "A fastai Learner for a `TCN` on `dls`; a `TbpttLearner` when the DataLoaders have sub-windows"
-    model = TCN(len(dls.u_names), len(dls.y_names), hidden_size, num_layers, kernel_size, dilation_base, dropout, head_gain)
-    if n_skip is None:
-        n_skip, R = model.receptive_field - 1, model.receptive_field
-        ssl = getattr(dls, 'sub_seq_len', None)
-        limit, what = (ssl, 'sub_seq_len') if ssl is not None else (dls.win_sz, 'win_sz')
-        if n_skip >= limit:
-            raise ValueError(
-                f"the TCN's receptive field is {R} samples (num_layers={num_layers}, kernel_size={kernel_size}, "
-                f"dilation_base={dilation_base}), so the default n_skip={n_skip} (receptive_field - 1) is not smaller "
-                f"than the DataLoaders' {what}={limit}: use fewer layers, a smaller kernel_size or dilation_base, create "
-                f"the DataLoaders with a {what} above {n_skip}, or pass n_skip explicitly")
-    return seq_learner(dls, model, n_skip=n_skip, **kwargs)
