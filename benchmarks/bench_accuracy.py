@@ -138,6 +138,11 @@ RECIPES.update({
                                                           learner=dict(hidden_size=16), dls=dict(valid_frac=0.1)),
     'ct_lstm_enc': RECIPES['ct_gru_enc'].replace(doc="`ct_gru_enc` with an LSTM 32 instead of the GRU", learner=dict(rnn_type='lstm')),
 })
+# the learning curves of the structures made for their benchmark: the same recipe with fewer and more epochs
+# (fit_flat_cos anneals over whatever the budget is, so each point is a whole run, not a snapshot of a longer one)
+for _name, _epochs in (('sb_nonlinear_ss', (5, 10, 40)), ('wh_blocks', (10, 30, 300))):
+    for _e in _epochs:
+        RECIPES[f'{_name}_e{_e}'] = RECIPES[_name].replace(doc=f"`{_name}` with {_e} epochs instead of {RECIPES[_name].n_epoch}", n_epoch=_e)
 RECIPES = {n: r.replace(name=n) for n, r in RECIPES.items()}
 
 # One recipe per model family and benchmark, each about 4 minutes of training on one CPU thread (the "Choosing a

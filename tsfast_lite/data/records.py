@@ -6,7 +6,7 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/00_data/records.html.md"""
 
 # %% ../../nbs/00_data/00_records.ipynb #5d30fdcd
 from __future__ import annotations
-import warnings
+import os, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -48,8 +48,9 @@ def _first_non_number(arr:np.ndarray):
 def _as_signal(values, record:str, signal:str) -> np.ndarray:
     "Validate one signal and return it as a float64 1-D array"
     arr = np.asarray(values)
-    if arr.ndim == 1 and len(arr) == 0:
-        raise ValueError(f"Record {record!r}: signal {signal!r} is empty (0 samples); a record needs at least one "
+    if arr.size == 0 and arr.ndim <= 2:  # (0,), and a column or row of nothing: (0, 1), (1, 0), (0, 0)
+        shape = '' if arr.ndim == 1 else f', shape {arr.shape}'
+        raise ValueError(f"Record {record!r}: signal {signal!r} is empty (0 samples{shape}); a record needs at least one "
                          "sample in every signal")
     if arr.dtype.kind not in 'biuf':
         bad = _first_non_number(arr) if arr.dtype.kind in 'OUS' else None
@@ -159,6 +160,25 @@ def _read_fs(attr, path:Path) -> float|None:
         raise ValueError(f"HDF5 record {path}: attribute fs={x!r} is not a number; it must be the sampling frequency "
                          "in Hz") from None
 
+_HDF5_SIGNATURE = b'\x89HDF\r\n\x1a\n'
+
+def _hdf5_error(path:Path, e:Exception) -> OSError:
+    "Why h5py could not read `path`, said as it is: not readable, empty, not HDF5, locked by a writer, truncated, or corrupted"
+    msg, head = str(e), f"Cannot read HDF5 record {path}:"
+    if not os.access(path, os.R_OK): return PermissionError(f"{head} permission denied (the file is not readable by this user)")
+    size = path.stat().st_size
+    if size == 0: return OSError(f"{head} the file is empty (0 bytes)")
+    with open(path, 'rb') as f:
+        start, offs = f.read(8), [0] + [512 * 2**k for k in range(12)]   # the superblock sits at 0, 512, 1024, 2048, ...
+        def at(o): f.seek(o); return f.read(8)
+        signed = any(at(o) == _HDF5_SIGNATURE for o in offs if o + 8 <= size)
+    if not signed: return OSError(f"{head} not an HDF5 file (no HDF5 signature; it starts with {start!r})")
+    if 'unable to lock file' in msg:
+        return OSError(f"{head} the file is locked: another process holds it open for writing (HDF5 file locking); close it "
+                       f"there, or, if the file is complete, set the environment variable HDF5_USE_FILE_LOCKING=FALSE ({msg})")
+    if 'truncated' in msg: return OSError(f"{head} the file is truncated ({size:,} bytes, fewer than its header says: {msg})")
+    return OSError(f"{head} the file is corrupted ({msg})")
+
 def _read_hdf5(path:Path, signals=None) -> tuple:
     "(record, skipped): the record in the HDF5 file `path`, and the entries not loaded when `signals` is None"
     import h5py
@@ -183,8 +203,7 @@ def _read_hdf5(path:Path, signals=None) -> tuple:
                         raise ValueError(f"HDF5 record {path}: dataset {n!r} has shape {f[n].shape}; a signal must be a 1-D dataset")
             data = {n: f[n][()] for n in names}
             fs = f.attrs.get('fs', None)
-    except (OSError, RuntimeError) as e:
-        raise OSError(f"Cannot read HDF5 record {path}: the file is corrupted or truncated ({e})") from e
+    except (OSError, RuntimeError) as e: raise _hdf5_error(path, e) from e
     fs = _read_fs(fs, path)
     try: return Record(data, fs=fs, name=path.stem), skipped
     except (TypeError, ValueError) as e: raise _file_error(e, 'HDF5', path, path.stem) from None

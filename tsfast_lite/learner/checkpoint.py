@@ -19,7 +19,8 @@ from ..data.loaders import dist_world
 import fastai.callback.all  # fit_one_cycle, fit_flat_cos
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'get_rng_state', 'set_rng_state', 'running_fit', 'checkpoint_dir', 'save_checkpoint', 'CheckpointCB']
+__all__ = ['SCHEDULES', 'get_rng_state', 'set_rng_state', 'running_fit', 'checkpoint_dir', 'save_checkpoint', 'check_writable',
+           'CheckpointCB']
 
 # %% ../../nbs/02_learner/04_checkpoint.ipynb #58520986
 def _b64(t:torch.Tensor) -> str: return base64.b64encode(t.cpu().numpy().tobytes()).decode()
@@ -152,6 +153,18 @@ def _in_fit(learn:Learner) -> bool:
         f = f.f_back
     return False
 
+def check_writable(folder, what:str='the checkpoint folder') -> Path:
+    "Create `folder` if needed and prove a file can be written in it, before any work; else an OSError saying why"
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{what} {folder} is a file, not a folder: remove it or choose another path")
+    try: folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise type(e)(f"{what} {folder} cannot be created: {e.strerror or e}") from e
+    probe = folder/f'.write_test_{os.getpid()}_{uuid.uuid4().hex[:8]}'
+    try: probe.write_bytes(b''); probe.unlink()
+    except OSError as e: raise type(e)(f"{what} {folder} is not writable: {e.strerror or e}") from e
+    return folder
+
 class CheckpointCB(Callback):
     "Save a resumable checkpoint (weights, optimizer, random state, epoch, fit arguments) every `every_epoch` epochs"
     order = 55  # after the Recorder (50) has logged the epoch, before trackers that may stop the fit (60+)
@@ -172,6 +185,7 @@ class CheckpointCB(Callback):
         # lr_find's mock training is not a fit to resume; validate, get_preds and summary send before_fit without a fit
         self.active = _in_fit(self.learn) and not hasattr(self.learn, 'lr_finder')
         if not self.active: return
+        if not rank_distrib(): check_writable(checkpoint_dir(self.learn))  # before the first epoch trains, not after
         self.schedule, self.fit_kwargs = running_fit(self.learn)
         self.train_batches = len(self.dls.train)
 

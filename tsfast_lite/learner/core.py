@@ -23,6 +23,7 @@ from ..data.loaders import *
 from .metrics import *
 from .tbptt import *
 from .loop import *
+from .loop import _check_lr, _check_number
 
 # %% auto #0
 __all__ = ['SeqLearner', 'TbpttLearner', 'check_model', 'seq_learner', 'RNNLearner']
@@ -213,6 +214,8 @@ def seq_learner(
                          f"DataLoaders with sub_seq_len={sub_seq_len} (or omit it here to use theirs)")
     win_sz = dls.win_sz
     n_skip = _check_count('n_skip', n_skip)
+    if 'lr' in kwargs: _check_lr('lr', kwargs['lr'])  # the learning rate every fit starts from (`learn.lr`)
+    if kwargs.get('wd') is not None: _check_number('wd', kwargs['wd'], lo_open=False, what=' (weight decay)')
     if n_skip >= win_sz: raise ValueError(f"n_skip={n_skip} must be smaller than win_sz={win_sz}: nothing would be scored")
     if sub_seq_len is not None and n_skip >= sub_seq_len:
         raise ValueError(f"n_skip={n_skip} must be smaller than sub_seq_len={sub_seq_len}: n_skip applies to the "

@@ -280,6 +280,40 @@ def _combined_cos(pct:float, start, middle, end):
         return cos(middle, end, (pos - pct) / (1 - pct)) if pct < 1 else middle
     return _inner
 
+def _check_number(name:str, v, lo:float=0., lo_open:bool=True, hi:float|None=None, what:str='') -> float:
+    "`v` as a float: a finite real number above `lo` (or at it, `lo_open=False`) and not above `hi`; else a TypeError/ValueError naming it"
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}={v!r} must be a number{what}")
+    bad = not math.isfinite(v) or (v <= lo if lo_open else v < lo) or (hi is not None and v > hi)
+    if bad:
+        rng = (f"{'>' if lo_open else '>='} {lo:g}" + (f" and <= {hi:g}" if hi is not None else ''))
+        raise ValueError(f"{name}={v!r} must be a finite number {rng}{what}")
+    return float(v)
+
+def _check_lr(name:str, lr):
+    "A learning rate as fastai takes it (a number, a slice, or one per parameter group): every value finite and > 0"
+    if lr is None: return lr
+    vals = [lr.start, lr.stop] if isinstance(lr, slice) else \
+           list(np.asarray(lr, dtype=object).reshape(-1)) if isinstance(lr, (list, tuple, np.ndarray)) else [lr]
+    for v in vals:
+        if v is None and isinstance(lr, slice): continue
+        try: _check_number(name, v.item() if isinstance(v, np.generic) else v)
+        except (TypeError, ValueError):
+            raise (TypeError if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, (bool, np.bool_)) else ValueError)(
+                f"{name}={lr!r} must be a positive finite learning rate (a number, a slice of numbers or one per parameter "
+                f"group; a negative one trains uphill)") from None
+    return lr
+
+def _check_fit(n_epoch, lr_name:str='lr', lr=None, wd=None, start_epoch=0, **fractions):
+    "The arguments every fit shares, checked before any work: n_epoch >= 1, lr, wd >= 0, 0 <= start_epoch < n_epoch"
+    if isinstance(n_epoch, (bool, np.bool_)) or not isinstance(n_epoch, (int, np.integer)) or n_epoch < 1:
+        raise ValueError(f"n_epoch={n_epoch!r} must be a positive whole number of epochs")
+    _check_lr(lr_name, lr)
+    if wd is not None: _check_number('wd', wd, lo_open=False, what=' (weight decay)')
+    if isinstance(start_epoch, (bool, np.bool_)) or not isinstance(start_epoch, (int, np.integer)) or not 0 <= start_epoch < n_epoch:
+        raise ValueError(f"start_epoch={start_epoch!r} must be a whole number from 0 to n_epoch - 1 = {n_epoch - 1}")
+    for k, (v, lo, lo_open, hi) in fractions.items(): _check_number(k, v, lo, lo_open, hi)
+
 class LeanLearner(Learner):
     "fastai's `Learner` with a lean inner loop: the same events, callbacks and schedules, less work per update"
     _handlers_key, _handlers = None, None
@@ -318,6 +352,8 @@ class LeanLearner(Learner):
     def fit_one_cycle(self, n_epoch, lr_max=None, div=25., div_final=1e5, pct_start=0.25, wd=None,
                       moms=None, cbs=None, reset_opt=False, start_epoch=0):
         "fastai's `fit_one_cycle` (1cycle policy), with a schedule that costs no tensor arithmetic per update"
+        _check_fit(n_epoch, 'lr_max', lr_max, wd, start_epoch, div=(div, 0, True, None), div_final=(div_final, 0, True, None),
+                   pct_start=(pct_start, 0, False, 1))
         if self.opt is None: self.create_opt()
         self.opt.set_hyper('lr', self.lr if lr_max is None else lr_max)
         lr_max = np.array([h['lr'] for h in self.opt.hypers])
@@ -328,6 +364,7 @@ class LeanLearner(Learner):
     def fit_flat_cos(self, n_epoch, lr=None, div_final=1e5, pct_start=0.75, wd=None,
                      cbs=None, reset_opt=False, start_epoch=0):
         "fastai's `fit_flat_cos` (flat `lr`, then cosine annealing), with a schedule that costs no tensor arithmetic per update"
+        _check_fit(n_epoch, 'lr', lr, wd, start_epoch, div_final=(div_final, 0, True, None), pct_start=(pct_start, 0, False, 1))
         if self.opt is None: self.create_opt()
         self.opt.set_hyper('lr', self.lr if lr is None else lr)
         lr = np.array([h['lr'] for h in self.opt.hypers])
@@ -372,7 +409,17 @@ class LeanLearner(Learner):
 
     def fit(self, n_epoch, lr=None, wd=None, cbs=None, reset_opt=False, start_epoch=0):
         "fastai's `fit`; on the CPU with `cpu_threads` torch threads (the previous setting is put back after)"
+        _check_fit(n_epoch, 'lr', lr, wd, start_epoch)
         with self.threads_ctx(): super().fit(n_epoch, lr=lr, wd=wd, cbs=cbs, reset_opt=reset_opt, start_epoch=start_epoch)
+
+    def lr_find(self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=True, **kwargs):
+        "fastai's `lr_find`, its arguments checked first: 0 < start_lr < end_lr, finite, num_it >= 2"
+        _check_lr('start_lr', start_lr); _check_lr('end_lr', end_lr)
+        lo, hi = (np.max(np.asarray(v, dtype=float)) if isinstance(v, (list, tuple, np.ndarray)) else v for v in (start_lr, end_lr))
+        if not lo < hi: raise ValueError(f"start_lr={start_lr!r} must be below end_lr={end_lr!r}")
+        if isinstance(num_it, (bool, np.bool_)) or not isinstance(num_it, (int, np.integer)) or num_it < 2:
+            raise ValueError(f"num_it={num_it!r} must be a whole number of iterations >= 2")
+        return super().lr_find(start_lr=start_lr, end_lr=end_lr, num_it=num_it, stop_div=stop_div, show_plot=show_plot, **kwargs)
 
     @contextmanager
     def no_bar(self):
