@@ -1,0 +1,135 @@
+"""Property-based fuzz of the public entry points: random shapes, dtypes, NaN/inf, empty and tiny records, numpy
+scalars and wrong types. Every call either gives a result that is right, or raises a ValueError/TypeError whose message
+names the argument it refuses, never a bare numpy, torch or h5py exception from deep inside. Bounded to well under a
+minute on 2 cores (`settings` below; FUZZ_N=600 in the environment runs ten times as many examples)."""
+import warnings
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st, HealthCheck
+from fastai.basics import set_seed
+from tsfast_lite.data.records import Record, NormStats
+from tsfast_lite.data.loaders import create_dls
+from tsfast_lite.learner.core import RNNLearner
+from tsfast_lite.test_utils import lowpass_records
+import tsfast_lite.inference  # predict_sequence
+
+torch.set_num_threads(1)
+pytestmark = [pytest.mark.filterwarnings('ignore::UserWarning')]
+FUZZ = settings(max_examples=int(__import__("os").environ.get("FUZZ_N", 60)), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+def refused(f, *names):
+    "Run `f`; if it raises, the error must be a ValueError/TypeError (or KeyError for a name) naming one of `names`"
+    try: return f()
+    except (ValueError, TypeError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        assert any(n in msg for n in names), f"{type(e).__name__} does not name any of {names}: {msg}"
+        assert type(e).__module__ == 'builtins', type(e)
+        return e
+
+# --------------------------------------------------------------------------------------------------- values
+numbers = st.one_of(st.integers(-5, 400), st.floats(allow_nan=True, allow_infinity=True, width=64),
+                    st.integers(-5, 400).map(np.int64), st.floats(-1e3, 1e3).map(np.float32), st.booleans(),
+                    st.none(), st.text(max_size=3), st.just([3]), st.just(np.array([20])))
+
+dtypes = st.sampled_from([np.float64, np.float32, np.int64, np.int8, np.bool_, np.complex128, object, str])
+shapes = st.one_of(st.tuples(st.integers(0, 6)), st.tuples(st.integers(0, 6), st.integers(0, 2)),
+                   st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 2)), st.just(()))
+
+@st.composite
+def signals(draw):
+    "An array of a random shape and dtype, with NaN or inf sometimes, or a list, a numpy scalar, None, a string"
+    kind = draw(st.sampled_from(['array', 'array', 'array', 'list', 'scalar', 'none', 'text']))
+    if kind == 'none': return None
+    if kind == 'text': return draw(st.text(max_size=4))
+    if kind == 'scalar': return draw(st.sampled_from([np.float64(1.5), np.int32(3), 2.0, True]))
+    shape, dt = draw(shapes), draw(dtypes)
+    a = np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape)
+    if a.size and draw(st.booleans()): a.reshape(-1)[draw(st.integers(0, a.size - 1))] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+    a = a.astype(dt) if dt not in (object, str) else a.astype(dt)
+    return a.tolist() if kind == 'list' else a
+
+@FUZZ
+@given(u=signals(), y=signals())
+def test_record_fuzz(u, y):
+    "A Record is made of finite real 1-D signals of equal length, or it is refused naming the record and the signal"
+    r = refused(lambda: Record({'u': u, 'y': y}, name='fz'), "Record 'fz'")
+    if isinstance(r, Exception): return
+    for k in ('u', 'y'):
+        s = r.signals[k]
+        assert s.dtype == np.float64 and s.ndim == 1 and len(s) == len(r) > 0 and np.isfinite(s).all(), (k, s)
+
+# --------------------------------------------------------------------------------------------------- DataLoaders
+DS = {'train': lowpass_records([120, 90]), 'valid': lowpass_records([60], seed=1), 'test': lowpass_records([50], seed=2)}
+DLS_ARGS = ('win_sz', 'stp_sz', 'bs', 'sub_seq_len', 'valid_bs', 'n_batches_train', 'n_init', 'valid_frac', 'num_workers')
+
+@FUZZ
+@given(args=st.dictionaries(st.sampled_from(DLS_ARGS), numbers, max_size=3), win=st.one_of(st.integers(1, 70), numbers))
+def test_create_dls_fuzz(args, win):
+    "create_dls gives loaders whose windows have the asked length and batch size, or refuses an argument by name"
+    kw = dict(args, win_sz=win)
+    dls = refused(lambda: create_dls('u', 'y', DS, device='cpu', **kw), *kw, 'records', 'window')
+    if isinstance(dls, Exception): return
+    u, y = next(iter(dls.train))
+    assert u.shape[-1] == 1 and y.shape[-1] == 1 and torch.isfinite(u).all() and torch.isfinite(y).all()
+    assert u.shape[1] == (dls.sub_seq_len or dls.win_sz), (u.shape, dls.sub_seq_len, dls.win_sz)
+
+# --------------------------------------------------------------------------------------------------- fit
+_dls = create_dls('u', 'y', {k: DS[k] for k in ('train', 'valid')}, win_sz=20, stp_sz=20, bs=4, device='cpu', n_batches_train=2)
+FIT_ARGS = {'fit': ('n_epoch', 'lr', 'wd'), 'fit_flat_cos': ('n_epoch', 'lr', 'wd', 'pct_start', 'div_final'),
+            'fit_one_cycle': ('n_epoch', 'lr_max', 'wd', 'pct_start', 'div', 'div_final')}
+lrs = st.one_of(numbers, st.floats(1e-5, 1e-1), st.just(slice(-1e-3, 1e-2)), st.just(slice(1e-4, 1e-2)), st.just([1e-3, -1.]))
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fit=st.sampled_from(list(FIT_ARGS)), data=st.data())
+def test_fit_fuzz(fit, data):
+    "A fit trains with finite weights on valid numbers, or refuses the one it cannot use before any update"
+    names = FIT_ARGS[fit]
+    kw = {n: data.draw(lrs if n.startswith('lr') else st.one_of(numbers, st.floats(0, 1)), label=n)
+          for n in data.draw(st.lists(st.sampled_from(names), unique=True, max_size=2), label='args')}
+    kw.setdefault('n_epoch', 1)
+    if isinstance(kw['n_epoch'], (int, np.integer)) and not isinstance(kw['n_epoch'], bool) and kw['n_epoch'] > 2: kw['n_epoch'] = 2
+    set_seed(0); learn = RNNLearner(_dls, 'gru', hidden_size=3)
+    w0 = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    with learn.no_bar(), learn.no_logging(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        res = refused(lambda: getattr(learn, fit)(**kw), *kw)
+    if isinstance(res, Exception):
+        for k, v in learn.model.state_dict().items(): assert torch.equal(v, w0[k]), f"{k} changed before {res}"
+    else:
+        for v in learn.model.state_dict().values(): assert torch.isfinite(v).all()
+        assert usable(kw), f"{fit}({kw}) trained: it should have refused"
+
+def _num(v): return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) and np.isfinite(v)
+
+def usable(kw) -> bool:
+    "What a fit may accept: n_epoch a whole number >= 1, learning rates finite and > 0, wd >= 0, div > 0, 0 <= pct_start <= 1"
+    for k, v in kw.items():
+        if k == 'n_epoch' and not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1): return False
+        if k.startswith('lr') and v is not None:
+            vals = [x for x in (v.start, v.stop) if x is not None] if isinstance(v, slice) else list(np.ravel(np.asarray(v, dtype=object)))
+            if not all(_num(x) and x > 0 for x in vals): return False
+        if k == 'wd' and v is not None and not (_num(v) and v >= 0): return False
+        if k in ('div', 'div_final') and not (_num(v) and v > 0): return False
+        if k == 'pct_start' and not (_num(v) and 0 <= v <= 1): return False
+    return True
+
+# --------------------------------------------------------------------------------------------------- inference
+_learn = RNNLearner(_dls, 'gru', hidden_size=3)
+
+@FUZZ
+@given(u=signals())
+def test_predict_sequence_fuzz(u):
+    "predict_sequence simulates [T, n_u] inputs to [T, n_y] outputs, or refuses its input by name"
+    out = refused(lambda: _learn.predict_sequence(u), 'u', 'input')
+    if isinstance(out, Exception): return
+    a = np.asarray(u, dtype=np.float64)
+    assert out.shape == (a.shape[0], 1) and np.isfinite(out).all(), (np.shape(u), out.shape)
+
+@FUZZ
+@given(mean=signals(), std=signals())
+def test_normstats_fuzz(mean, std):
+    "NormStats holds one finite mean and positive std per signal, or refuses them by name"
+    n = refused(lambda: NormStats(mean, std, ['u']), 'mean', 'std', 'NormStats')
+    if isinstance(n, Exception): return
+    assert np.isfinite(n.mean).all() and (np.asarray(n.std) > 0).all() and len(n.mean) == 1
