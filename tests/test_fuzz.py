@@ -103,12 +103,12 @@ def test_fit_fuzz(fit, data):
 def _num(v): return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) and np.isfinite(v)
 
 def usable(kw) -> bool:
-    "What a fit may accept: n_epoch a whole number >= 1, learning rates finite and > 0, wd >= 0, div > 0, 0 <= pct_start <= 1"
+    "What a fit may accept: n_epoch a whole number >= 1, learning rates finite and >= 0, wd >= 0, div > 0, 0 <= pct_start <= 1"
     for k, v in kw.items():
         if k == 'n_epoch' and not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1): return False
         if k.startswith('lr') and v is not None:
             vals = [x for x in (v.start, v.stop) if x is not None] if isinstance(v, slice) else list(np.ravel(np.asarray(v, dtype=object)))
-            if not all(_num(x) and x > 0 for x in vals): return False
+            if not all(_num(x) and x >= 0 for x in vals): return False
         if k == 'wd' and v is not None and not (_num(v) and v >= 0): return False
         if k in ('div', 'div_final') and not (_num(v) and v > 0): return False
         if k == 'pct_start' and not (_num(v) and 0 <= v <= 1): return False

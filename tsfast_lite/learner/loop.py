@@ -291,16 +291,16 @@ def _check_number(name:str, v, lo:float=0., lo_open:bool=True, hi:float|None=Non
     return float(v)
 
 def _check_lr(name:str, lr):
-    "A learning rate as fastai takes it (a number, a slice, or one per parameter group): every value finite and > 0"
+    "A learning rate as fastai takes it (a number, a slice, or one per parameter group): every value finite and >= 0 (as torch's)"
     if lr is None: return lr
     vals = [lr.start, lr.stop] if isinstance(lr, slice) else \
            list(np.asarray(lr, dtype=object).reshape(-1)) if isinstance(lr, (list, tuple, np.ndarray)) else [lr]
     for v in vals:
         if v is None and isinstance(lr, slice): continue
-        try: _check_number(name, v.item() if isinstance(v, np.generic) else v)
+        try: _check_number(name, v.item() if isinstance(v, np.generic) else v, lo_open=False)
         except (TypeError, ValueError):
             raise (TypeError if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, (bool, np.bool_)) else ValueError)(
-                f"{name}={lr!r} must be a positive finite learning rate (a number, a slice of numbers or one per parameter "
+                f"{name}={lr!r} must be a finite learning rate >= 0 (a number, a slice of numbers or one per parameter "
                 f"group; a negative one trains uphill)") from None
     return lr
 
@@ -416,6 +416,7 @@ class LeanLearner(Learner):
         "fastai's `lr_find`, its arguments checked first: 0 < start_lr < end_lr, finite, num_it >= 2"
         _check_lr('start_lr', start_lr); _check_lr('end_lr', end_lr)
         lo, hi = (np.max(np.asarray(v, dtype=float)) if isinstance(v, (list, tuple, np.ndarray)) else v for v in (start_lr, end_lr))
+        if not lo > 0: raise ValueError(f"start_lr={start_lr!r} must be > 0 (the sweep is on a log scale)")
         if not lo < hi: raise ValueError(f"start_lr={start_lr!r} must be below end_lr={end_lr!r}")
         if isinstance(num_it, (bool, np.bool_)) or not isinstance(num_it, (int, np.integer)) or num_it < 2:
             raise ValueError(f"num_it={num_it!r} must be a whole number of iterations >= 2")
