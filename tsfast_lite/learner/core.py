@@ -24,6 +24,9 @@ from .metrics import *
 from .tbptt import *
 from .loop import *
 from .loop import _check_lr, _check_number
+import os, pickle
+from pathlib import Path
+from .checkpoint import check_writable
 
 # %% auto #0
 __all__ = ['SeqLearner', 'TbpttLearner', 'check_model', 'seq_learner', 'RNNLearner']
@@ -105,6 +108,21 @@ class SeqLearner(LeanLearner):
         fixed = (f'Total params: {n:,}\nTotal trainable params: {nt:,}\nTotal non-trainable params: {n - nt:,}\n'
                  f'(the table lists the parameters of layers with a `weight` attribute, {m[1]}; the totals count all)\n')
         return PrettyString(res[:m.start()] + fixed + res[m.end():])
+
+    def export(self, fname='export.pkl', pickle_module=pickle, pickle_protocol=2):
+        "fastai's `export`, its folder checked before any work and the file written atomically: a crash leaves no half-written file"
+        if rank_distrib(): return  # as fastai: only process 0 writes
+        dest = Path(self.path)/fname
+        check_writable(dest.parent, 'the export folder')
+        if dest.is_dir(): raise IsADirectoryError(f"export: {dest} is a folder; give a file name (fname='export.pkl')")
+        tmp, dls, opt = dest.with_name(f'.{dest.name}.{os.getpid()}.tmp'), self.dls, self.opt
+        try:
+            Learner.export(self, tmp, pickle_module=pickle_module, pickle_protocol=pickle_protocol)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+            if self.dls is not dls: self.dls = dls          # fastai's export swaps them out while it pickles
+            if self.opt is None and opt is not None: self.opt = opt
 
     def distrib_ctx(self, sync_bn:bool=True, in_notebook:bool=False, **kwargs):
         "fastai's `distrib_ctx`: data-parallel training in a process launched by `torchrun` or `accelerate launch`"
