@@ -24,7 +24,7 @@ from .metrics import *
 from .tbptt import *
 from .loop import *
 from .loop import _check_lr, _check_number
-import os, pickle
+import os
 from pathlib import Path
 from .checkpoint import check_writable
 
@@ -109,7 +109,7 @@ class SeqLearner(LeanLearner):
                  f'(the table lists the parameters of layers with a `weight` attribute, {m[1]}; the totals count all)\n')
         return PrettyString(res[:m.start()] + fixed + res[m.end():])
 
-    def export(self, fname='export.pkl', pickle_module=pickle, pickle_protocol=2):
+    def export(self, fname='export.pkl', pickle_module=None, pickle_protocol=2):
         "fastai's `export`, its folder checked before any work and the file written atomically: a crash leaves no half-written file"
         if rank_distrib(): return  # as fastai: only process 0 writes
         dest = Path(self.path)/fname
@@ -117,7 +117,8 @@ class SeqLearner(LeanLearner):
         if dest.is_dir(): raise IsADirectoryError(f"export: {dest} is a folder; give a file name (fname='export.pkl')")
         tmp, dls, opt = dest.with_name(f'.{dest.name}.{os.getpid()}.tmp'), self.dls, self.opt
         try:
-            Learner.export(self, tmp, pickle_module=pickle_module, pickle_protocol=pickle_protocol)
+            kw = {} if pickle_module is None else dict(pickle_module=pickle_module)  # None: fastai's default (cloudpickle)
+            Learner.export(self, tmp, pickle_protocol=pickle_protocol, **kw)
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
