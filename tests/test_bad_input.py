@@ -122,6 +122,8 @@ CASES = [
          ["Record 'r0' has no signal 'x'; its signals are ['u', 'y']"]),
     Case('missing signal (get)', lambda c: recs()[0].get(['u', 'v']), KeyError,
          ["Record 'r0' has no signal 'v'; its signals are ['u', 'y']"]),
+    Case('complex normalisation statistics', lambda c: NormStats([1 + 2j], [1.], ['u']), TypeError,
+         ["NormStats: mean=[(1+2j)] has complex values; give real numbers, one per signal"]),
     Case('constant signal', lambda c: NormStats.from_records([Record({'u': np.full(50, 0.1)})], ['u']), UserWarning,
          ["Signal(s) ['u'] are constant in the training records (std 0); they are scaled by 1 instead of being divided by zero"]),
     # files

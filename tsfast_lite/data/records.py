@@ -335,6 +335,9 @@ class NormStats:
     "Mean and standard deviation of signals, computed exactly over all samples of the training records"
     def __init__(self, mean, std, names):
         names = listify(names)
+        for k, v in (('mean', mean), ('std', std)):  # complex (or bool) values are not statistics: no silent cast
+            kind = np.asarray(v).dtype.kind if not isinstance(v, (str, bytes)) else 'U'
+            if kind in 'cb': raise TypeError(f"NormStats: {k}={v!r} has {'complex' if kind == 'c' else 'boolean'} values; give real numbers, one per signal")
         try: mean, std = (np.asarray(v, dtype=np.float64).reshape(-1) for v in (mean, std))
         except (TypeError, ValueError):
             raise TypeError(f"NormStats: mean={mean!r} and std={std!r} must be numbers, one per signal") from None
