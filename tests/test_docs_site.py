@@ -25,7 +25,9 @@ PAGES = {
     'index': 0,
     'guide/tutorial_silverbox': 1,  # nbs/guide/00_tutorial_silverbox.ipynb
     '00_data/dataloaders': 1,       # API page: show_doc output and a show_batch plot
+    '01_models/nonlinear_ss': 1,    # equations (KaTeX) and figures
 }
+MATH_PAGE = '01_models/nonlinear_ss'
 API_PAGE, API_SYMBOLS = '00_data/dataloaders', ['create_dls', 'SeqDataLoaders']
 
 @pytest.fixture(scope='module')
@@ -179,3 +181,15 @@ def test_navigation_order(site, browser):
     got = [h.removeprefix(site) for h in nav['links']]
     assert got == pages, f'navigation out of order or stale (rebuild with `{BUILD}`): {got}'
     browser.screenshot(SHOTS/'navigation.png')
+
+def test_math_rendered(site, browser):
+    "Equations are typeset by KaTeX (vendored, offline): rendered elements, and no TeX source left in the text"
+    open_page(browser, site, MATH_PAGE)
+    time.sleep(0.5)
+    n = browser.js("document.querySelectorAll('article .katex').length")
+    assert n >= 5, f'{n} KaTeX elements on {MATH_PAGE}: is tools/katex copied into the site? Rebuild with `{BUILD}`'
+    text = browser.js("[...document.querySelectorAll('article p, article li')].map(e => e.innerText).join(' ')")
+    left = re.findall(r'\\[(\[]|\$[^$\s][^$]{0,40}\$', text)
+    assert not left, f'TeX left unrendered on {MATH_PAGE}: {left[:5]}'
+    browser.js("document.querySelector('article .katex-display, article .katex').scrollIntoView()")
+    browser.screenshot(SHOTS/f"{MATH_PAGE.replace('/', '__')}_math.png")

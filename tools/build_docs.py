@@ -7,7 +7,8 @@
 2. nbdev's own doc processors (the ones `nbdev-docs` uses) turn it into a page: title and summary from the first
    markdown cell, `show_doc` API docs for exported symbols, `#| hide`/`#| export` cells removed, links to symbols.
 3. nbconvert writes each page as Markdown with its plots as PNG files; mkdocs-material renders the site into _docs/,
-   with one navigation section per notebook folder, in notebook order (00_data, 01_models, ..., guide), index first.
+   with one navigation section per notebook folder, in notebook order (00_data, 01_models, ..., guide), index first;
+   equations ($...$, $$...$$) are rendered by KaTeX, vendored in tools/katex (no network needed).
 
 Per-notebook and total timings are printed. Needs the `docs` extra: `pip install -e ".[docs]"`.
 Users who have Quarto can still run `nbdev-docs` (nbs/_quarto.yml, nbs/nbdev.yml, nbs/sidebar.yml).
@@ -147,7 +148,10 @@ MKDOCS = dict(site_name='tsfast_lite', docs_dir='docs', use_directory_urls=False
     theme=dict(name='material', font=False,  # font=False: no Google Fonts, the site works offline
                features=['navigation.sections', 'navigation.top', 'content.code.copy', 'search.highlight']),
     markdown_extensions=['tables', 'admonition', 'attr_list', 'md_in_html', 'pymdownx.details', 'pymdownx.superfences',
-                         {'pymdownx.highlight': {'use_pygments': True}}, {'toc': {'permalink': True}}],
+                         {'pymdownx.highlight': {'use_pygments': True}}, {'toc': {'permalink': True}},
+                         {'pymdownx.arithmatex': {'generic': True}}],   # $...$ and $$...$$ for KaTeX (tools/katex)
+    extra_javascript=['assets/katex/katex.min.js', 'assets/katex/contrib/auto-render.min.js', 'assets/katex/init.js'],
+    extra_css=['assets/katex/katex.min.css'],
     plugins=['search'])
 
 def main():
@@ -172,6 +176,7 @@ def main():
     for f in NBS.rglob('*'):                          # images etc. that markdown cells link to
         if f.suffix.lower() in ASSETS and not any(s[0] in '._' for s in f.relative_to(NBS).parts):
             (DOCS/f.relative_to(NBS)).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(f, DOCS/f.relative_to(NBS))
+    shutil.copytree(ROOT/'tools'/'katex', DOCS/'assets'/'katex', ignore=shutil.ignore_patterns('README.md'))  # equations, offline
     print(f'Executing {len(nbs)} notebooks (cwd {ROOT}):', flush=True)
     titles, failed = {}, []
     ctx = multiprocessing.get_context('spawn')       # a fresh interpreter per notebook, as in a fresh kernel
