@@ -414,7 +414,9 @@ class LeanLearner(Learner):
 
     def lr_find(self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=True, **kwargs):
         "fastai's `lr_find`, its arguments checked first: 0 < start_lr < end_lr, finite, num_it >= 2"
-        _check_lr('start_lr', start_lr); _check_lr('end_lr', end_lr)
+        for k, v in (('start_lr', start_lr), ('end_lr', end_lr)):
+            if isinstance(v, slice): raise TypeError(f"{k}={v!r}: lr_find sweeps from one learning rate to another; give numbers")
+            _check_lr(k, v)
         lo, hi = (np.max(np.asarray(v, dtype=float)) if isinstance(v, (list, tuple, np.ndarray)) else v for v in (start_lr, end_lr))
         if not lo > 0: raise ValueError(f"start_lr={start_lr!r} must be > 0 (the sweep is on a log scale)")
         if not lo < hi: raise ValueError(f"start_lr={start_lr!r} must be below end_lr={end_lr!r}")

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from scipy.signal import ss2tf, tf2ss
 from fastcore.basics import store_attr
-from .lru import _check_pos_int
+from .lru import _check_pos_int, _state_mismatch
 from .linear_ss import LinearSS, fit_bla, dls_records, simulate_ss
 from .nonlinear_ss import _residual, _random_ss
 
@@ -146,10 +146,7 @@ class BlockModel(nn.Module):
 
     def _check_state(self, state, bs):
         shapes = [(bs, g.nx, 2) for g in (self.g1, self.g2) if g is not None]
-        if not isinstance(state, (tuple, list)) or len(state) != len(shapes) or \
-           any(not isinstance(s, torch.Tensor) or tuple(s.shape) != sh for s, sh in zip(state, shapes)):
-            got = [tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__ for s in state] \
-                  if isinstance(state, (tuple, list)) else type(state).__name__
+        if (got := _state_mismatch(state, shapes)) is not None:
             raise ValueError(f"state must be a tuple of tensors of shapes {shapes} (the modal states of "
                              f"{' and '.join(n for n, g in (('G1', self.g1), ('G2', self.g2)) if g is not None)} as real views), got {got}")
 

@@ -12,7 +12,7 @@ from torch import nn
 from scipy.signal import lfilter
 from fastcore.basics import store_attr
 from .rnn import ScaledLinear
-from .lru import linear_scan, _check_pos_int
+from .lru import linear_scan, _check_pos_int, _state_mismatch
 
 # %% auto #0
 __all__ = ['simulate_ss', 'fit_bla', 'dls_records', 'LinearSS']
@@ -244,10 +244,7 @@ class LinearSS(nn.Module):
 
     def _check_state(self, state, bs:int):
         shapes = [(bs, self.nx, 2)] + ([(bs, 1, self.hidden_size)] if self.residual == 'gru' else [])
-        if not isinstance(state, (tuple, list)) or len(state) != len(shapes) or \
-           any(not isinstance(s, torch.Tensor) or tuple(s.shape) != sh for s, sh in zip(state, shapes)):
-            got = [tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__ for s in state] \
-                  if isinstance(state, (tuple, list)) else type(state).__name__
+        if (got := _state_mismatch(state, shapes)) is not None:
             raise ValueError(f"state must be a tuple of tensors of shapes {shapes} (modal state as real view"
                              f"{', GRU state' if self.residual == 'gru' else ''}), got {got}")
 

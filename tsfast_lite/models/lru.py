@@ -57,6 +57,13 @@ def linear_scan(lam:torch.Tensor, # [N] or [bs, N] (complex or real): the diagon
     return _LinearScan.apply(lam, bu, x0)
 
 # %% ../../nbs/01_models/02_lru.ipynb #aaca7a31
+def _state_mismatch(state, shapes) -> list|str|None:
+    "None if `state` is a tuple of tensors of exactly `shapes`; else what it is (shapes, or type names), for the message"
+    if isinstance(state, (tuple, list)) and len(state) == len(shapes) and \
+       all(isinstance(s, torch.Tensor) and tuple(s.shape) == tuple(sh) for s, sh in zip(state, shapes)): return None
+    return [tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__ for s in state] \
+           if isinstance(state, (tuple, list)) else type(state).__name__
+
 def _check_pos_int(name:str, v) -> int:
     "`v` as an int, or a ValueError naming `name` when it is not a positive integer (numpy integers accepted)"
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -158,10 +165,7 @@ class LRU(nn.Module):
 
     def _check_state(self, state, bs):
         shape = (bs, self.state_size, 2)
-        if not isinstance(state, (tuple, list)) or len(state) != self.num_layers or \
-           any(not isinstance(s, torch.Tensor) or tuple(s.shape) != shape for s in state):
-            got = [tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__ for s in state] \
-                  if isinstance(state, (tuple, list)) else type(state).__name__
+        if (got := _state_mismatch(state, [shape] * self.num_layers)) is not None:
             raise ValueError(f"state must be a tuple of num_layers={self.num_layers} tensors of shape {shape} "
                              f"(batch, state_size, real/imag), got {got}")
 
