@@ -13,6 +13,8 @@ from tsfast_lite.data.loaders import create_dls, window_starts
 from tsfast_lite.data.benchmarks import split_last, simulated_duffing_dataset, arrow_signal, benchmark_file
 from tsfast_lite.learner.core import RNNLearner
 from tsfast_lite.learner.checkpoint import CheckpointCB
+from tsfast_lite.learner.tbptt import check_normalization
+from tsfast_lite.models.rnn import SimModel, RNN
 import tsfast_lite.inference  # predict_sequence, evaluate_tests
 
 torch.set_num_threads(1)
@@ -78,6 +80,11 @@ def dup_folder(ctx):
 
 def ds2(): return {s: [Record({'u': np.sin(np.arange(n)*0.1), 'u2': np.cos(np.arange(n)*0.1), 'y': np.arange(n)*0.1}, fs=10., name=f'{s}{n}')]
                    for s, n in (('train', 100), ('valid', 50))}
+
+def model_without_offset():
+    "A model built with the statistics of offset DataLoaders but not their offset, checked against them"
+    d = create_dls('u', 'y', offset_ds(), win_sz=20, device='cpu')
+    check_normalization(SimModel(RNN(1, 1), d.norm_u.mean, d.norm_u.std, d.norm_y.mean, d.norm_y.std), d)
 
 def offset_ds(offset=2e7):
     "Records whose output is a unit sine riding on a large constant"
@@ -217,10 +224,9 @@ CASES = [
          ["NormStats: std of 'u' is 0.0 at float32 precision; every std must be a positive finite number between 1.2e-38 and 3.4e38 (it divides the signal)"]),
     Case('NormStats: lengths differ', lambda c: NormStats([0.], [1., 2.], ['u']), ValueError,
          ["NormStats: mean has 1 value(s) and std 2 for 1 signal name(s) ['u']; each needs one value per signal"]),
-    Case('offset 2e7 in an output (float32)', lambda c: create_dls('u', 'y', offset_ds(), win_sz=20, device='cpu'), UserWarning,
-         ["Signal 'y' has |mean|/std = 2.82e+07 in the training records (mean 2e+07, std 0.71): float32, the precision of "
-          "the model and its batches, resolves values near 2e+07 only to steps of 2 (2.8 std), so its variation is quantised "
-          "or lost; subtract a constant offset (e.g. its mean) from the signal before loading it"]),
+    Case('offset 2e7 in an output: a model without its offset', lambda c: model_without_offset(), ValueError,
+         ["The DataLoaders' targets are the outputs less [20000000.0407] (norm_y.offset), but the model predicts the outputs "
+          "less [0.0]: build the model with SimModel.from_dls(model, dls), or pass y_offset=dls.norm_y.offset"]),
     # numbers: validated where they enter
     Case('win_sz = np.float64(20.0)', lambda c: dls(win_sz=np.float64(20.)), TypeError, ["win_sz=np.float64(20.0) must be an integer"]),
     Case('stp_sz = -1', lambda c: dls(stp_sz=-1), ValueError, ["stp_sz=-1 must be >= 1"]),
@@ -402,6 +408,19 @@ def test_numpy_numbers_are_accepted():
     assert [len(x) for x in split_last(r, np.float32(0.2))] == [8, 2]
     sim = simulated_duffing_dataset(n_train=i(600), n_valid=i(600), n_test=i(600), seed=i(1), noise_std=np.float32(0.))
     assert len(sim['train'][0]) == 600
+
+def test_large_offset_output_keeps_its_variation():
+    "An output riding on 2e7: the batches carry it less its exact mean (float64 first), with no warning; it trains"
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        d = create_dls('u', 'y', offset_ds(), win_sz=400, bs=1, device='cpu')
+    _, y = d.valid.one_batch()
+    raw = offset_ds()['valid'][0].signals['y']
+    assert np.abs(y[0, :, 0].numpy() - (raw - raw.mean())).max() < 1e-6 and len(torch.unique(y)) == 400
+    learn = RNNLearner(d, 'gru', hidden_size=4)
+    assert float(learn.model.y_offset[0]) == d.norm_y.offset[0] and abs(d.norm_y.offset[0] - raw.mean()) < 1e-6
+    p = learn.predict_sequence(offset_ds()['valid'][0].get(['u']))
+    assert p.dtype == np.float64 and len(np.unique(p)) > 300  # physical values near 2e7, resolved to far below 2
 
 def test_large_offset_input_is_normalised_in_float64():
     "An input riding on 2e7 keeps its variation: it is normalised in float64 before the cast to float32"

@@ -66,6 +66,15 @@ def _check_state(state, model, device):
         if t.device != device: raise ValueError(f"state is on {t.device} but the model is on {device}")
 
 # %% ../nbs/03_inference/00_inference.ipynb #61183bd1
+def _y_offset(model) -> np.ndarray:
+    "The constant the model's outputs are less of (`SimModel.y_offset`), float64"
+    off = getattr(model, 'y_offset', None)
+    return np.zeros(len(model.y_mean)) if off is None else off.detach().double().cpu().numpy()
+
+def _model_units(model, y, device) -> torch.Tensor:
+    "Measured outputs [T, n_y] -> the float32 tensor [1, T, n_y] the model predicts: less `y_offset`, in float64 first"
+    return torch.as_tensor((np.asarray(y, dtype=np.float64) - _y_offset(model)).astype(np.float32), device=device)[None]
+
 def _normalized(model, u, device) -> torch.Tensor:
     "Raw inputs [T, n_u] -> the normalised float32 tensor [1, T, n_u]: in float64 with the model's statistics, as the DataLoaders do"
     mean, std = (b.detach().double().cpu().numpy() for b in (model.u_mean, model.u_std))
@@ -96,7 +105,7 @@ def predict_sequence(self:SeqLearner,
                 y, state = model(_normalized(model, u[s:s+chunk_sz], device), state)
                 out[s:s+chunk_sz] = y[0].cpu().numpy()
     finally: model.train(was_training)
-    return out
+    return out + _y_offset(model)
 
 # %% ../nbs/03_inference/00_inference.ipynb #2f5e963d
 @patch
@@ -113,7 +122,7 @@ def estimate_state(self:SeqLearner,
         raise ValueError(f"n_iter={n_iter!r} must be a positive integer")
     device = next(model.parameters()).device
     x = _normalized(model, u, device)
-    yt = (torch.as_tensor(y, dtype=torch.float32, device=device)[None] - model.y_mean) / model.y_std
+    yt = (_model_units(model, y, device) - model.y_shift) / model.y_std
     was_training = model.training
     model.eval()
     # cuDNN's RNN backward refuses eval mode; the native kernels differentiate in eval mode (no dropout) on any device
@@ -126,7 +135,7 @@ def estimate_state(self:SeqLearner,
                                     tolerance_grad=1e-10, tolerance_change=1e-14, history_size=20)
             def closure():
                 p, _ = model(x, state)
-                loss = (((p - model.y_mean) / model.y_std - yt)**2).mean()
+                loss = (((p - model.y_shift) / model.y_std - yt)**2).mean()
                 grads = torch.autograd.grad(loss, leaves)  # the state's gradients only: model.grad stays untouched
                 for t, g in zip(leaves, grads): t.grad = g.contiguous()  # L-BFGS views grads flat
                 return loss
@@ -211,7 +220,7 @@ def encode_state(self:SeqLearner,
     model.eval()
     try:
         with torch.no_grad():
-            return model.encode_state(_normalized(model, u, device), torch.as_tensor(y, dtype=torch.float32, device=device)[None])
+            return model.encode_state(_normalized(model, u, device), _model_units(model, y, device))
     finally: model.train(was_training)
 
 # %% ../nbs/03_inference/00_inference.ipynb #52004da6

@@ -15,7 +15,7 @@ from .models.rnn import _map_state
 # %% auto #0
 __all__ = ['lowpass_records', 'GradRecorderCB', 'PoisonLossCB', 'toy_dls', 'check_chunked_prediction', 'check_tbptt_validation',
            'reference_grads', 'check_tbptt_grads', 'check_windows_isolated', 'check_export', 'check_resume',
-           'check_lr_find', 'check_estimate_state', 'check_data_parallel']
+           'check_lr_find', 'check_estimate_state', 'check_data_parallel', 'check_peer_loss']
 
 # %% ../nbs/97_test_utils.ipynb #6877cdc1
 def lowpass_records(lengths, seed=0, a=0.9, fs=10.):
@@ -284,3 +284,56 @@ def check_data_parallel(nproc:int=2, bs:int=4, k2s=(None, 5, 20), tol:float=1e-5
     bad = df[(df.max_weight_diff > tol) | (df.max_loss_metric_diff > tol) | (df.updates != df.updates_per_process)]
     if len(bad): raise AssertionError(f"{nproc} processes differ from one process:\n{bad.to_string()}")
     return df
+
+# %% ../nbs/97_test_utils.ipynb #5d1e0a11
+_KILL_SCRIPT = '''
+import os, sys, time, signal, torch
+from pathlib import Path
+from fastai.callback.core import Callback
+from fastai.torch_core import rank_distrib
+from tsfast_lite.test_utils import _ddp_learner
+from tsfast_lite.learner.checkpoint import CheckpointCB
+out, mode, killed, bs = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+class _Kill(Callback):
+    order = 70
+    def after_batch(self):
+        if self.epoch == 1 and self.iter == 7 and rank_distrib() == killed:
+            (out/'killed_at').write_text(repr(time.time())); os.kill(os.getpid(), signal.SIGKILL)
+learn = _ddp_learner(None, bs); learn.path = out
+with learn.no_logging(), learn.distrib_ctx():
+    if mode == 'kill': learn.fit_flat_cos(3, lr=1e-2, cbs=[CheckpointCB('ck'), _Kill()])
+    else: learn.resume_fit('ck')
+if mode == 'resume' and rank_distrib() == 0: torch.save(learn.model.state_dict(), out/'resumed.pt')
+'''
+
+def check_peer_loss(killed_rank:int=1, nproc:int=2, bs:int=4, tol:float=1e-5, timeout:int=300) -> dict:
+    "Kill one of `nproc` torchrun processes mid-epoch, then resume; raise unless the group stops with `PeerLostError` and resumes exactly"
+    import subprocess, sys, tempfile, os, time, json
+    from pathlib import Path
+    env = {**os.environ, 'CUDA_VISIBLE_DEVICES': ''}  # CPU processes (gloo), also on a machine with GPUs
+    def torchrun(d, *args):
+        return subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}',
+                               str(Path(d)/'job.py'), str(d), *map(str, args)], capture_output=True, text=True,
+                              timeout=timeout, env=env, cwd=d)
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d)/'job.py').write_text(_KILL_SCRIPT)
+        r = torchrun(d, 'kill', killed_rank, bs)
+        t_end = time.time()
+        if not (Path(d)/'killed_at').exists(): raise AssertionError(f"the fit ended before the kill (rc {r.returncode}):\n{r.stderr[-3000:]}")
+        stop_s = t_end - float((Path(d)/'killed_at').read_text())
+        if r.returncode == 0: raise AssertionError("torchrun succeeded although a process was killed")
+        msgs = [l for l in r.stderr.splitlines() if l.startswith('PeerLostError: Process')]
+        if not msgs: raise AssertionError(f"no surviving process said a peer was lost:\n{r.stderr[-3000:]}")
+        files = sorted(p.name for p in (Path(d)/'models').iterdir())
+        if len(files) != 2 or not any(f.endswith('.pth') for f in files) or 'ck.json' not in files:
+            raise AssertionError(f"expected one complete checkpoint (ck.json and its weights), found {files}")
+        epoch = json.loads((Path(d)/'models'/'ck.json').read_text())['epoch']
+        if epoch != 0: raise AssertionError(f"the checkpoint is of epoch {epoch}; the kill was in epoch 1, after epoch 0's checkpoint")
+        r2 = torchrun(d, 'resume', -1, bs)
+        if r2.returncode: raise AssertionError(f"resume_fit under a fresh torchrun failed:\n{r2.stderr[-3000:]}")
+        resumed = torch.load(Path(d)/'resumed.pt', weights_only=False)
+    learn = _ddp_learner(None, bs * nproc)
+    with learn.no_logging(), learn.no_bar(): learn.fit_flat_cos(3, lr=1e-2)
+    dw = max(float((resumed[k] - v).abs().max()) for k, v in learn.model.state_dict().items())
+    if dw > tol: raise AssertionError(f"resumed after the kill, the weights end {dw:.3g} away from an uninterrupted fit")
+    return dict(stop_s=stop_s, returncode=r.returncode, message=msgs[0], files=files, resume_weight_diff=dw)

@@ -108,7 +108,7 @@ def _train_signals(dls:SeqDataLoaders, u, y) -> tuple:
     starts = w.starts.cpu().numpy()
     # every record's first window starts at its first sample: that is where the record begins in the tensors
     offsets = sorted({int(starts[w.record_of == r].min()) for r in np.unique(w.record_of)}) + [len(w.u)]
-    uu, yy = w.u[:, iu].cpu().numpy(), w.y[:, iy].cpu().numpy()
+    uu, yy = w.u[:, iu].cpu().numpy(), w.y[:, iy].cpu().double().numpy() + w.y_offset[iy]  # physical (less no offset)
     segs = list(zip(offsets[:-1], offsets[1:]))
     return [uu[a:b] for a,b in segs], [yy[a:b] for a,b in segs], w.u_names[iu], w.y_names[iy]
 

@@ -16,9 +16,8 @@ from .records import *
 from .records import _check_int, _check_real
 
 # %% auto #0
-__all__ = ['F32_RATIO_LIMIT', 'divisors', 'check_sub_seq_len', 'window_starts', 'SeqWindows', 'dist_world', 'for_collective',
-           'WindowDL', 'SeqDataLoaders', 'unique_names', 'check_float32_resolution', 'create_dls', 'iter_windows',
-           'plot_windows']
+__all__ = ['divisors', 'check_sub_seq_len', 'window_starts', 'SeqWindows', 'dist_world', 'for_collective', 'WindowDL',
+           'SeqDataLoaders', 'unique_names', 'create_dls', 'iter_windows', 'plot_windows']
 
 # %% ../../nbs/00_data/01_dataloaders.ipynb #1d0aaaa9
 def divisors(n:int) -> list:
@@ -52,15 +51,18 @@ def _rows(x:torch.Tensor, first:torch.Tensor, length:int) -> torch.Tensor:
 
 class SeqWindows:
     "Windows of `win_sz` samples every `stp_sz` samples over `records`, stored as contiguous float32 tensors"
-    def __init__(self, records, u, y, win_sz:int, stp_sz:int, norm_u:NormStats, split:str='train'):
+    def __init__(self, records, u, y, win_sz:int, stp_sz:int, norm_u:NormStats, split:str='train',
+                 y_offset=0., # subtracted from the outputs in float64 before the cast (`NormStats.offset`)
+                ):
         win_sz, stp_sz = _check_int('win_sz', win_sz), _check_int('stp_sz', stp_sz)
         self.u_names, self.y_names, self.win_sz, self.stp_sz, self.split = listify(u), listify(y), win_sz, stp_sz, split
+        self.y_offset = np.broadcast_to(np.asarray(y_offset, dtype=np.float64), (len(self.y_names),)).copy()
         us, ys, starts, owners, offset, short = [], [], [], [], 0, []
         for i,r in enumerate(records):
             ru, ry = r.get(self.u_names), r.get(self.y_names)
             s = window_starts(len(r), win_sz, stp_sz)
             if not len(s): short.append(r); continue
-            us.append((ru - norm_u.mean) / norm_u.std); ys.append(ry)
+            us.append((ru - norm_u.mean) / norm_u.std); ys.append(ry - y_offset)
             starts.append(s + offset); owners.append(np.full(len(s), i)); offset += len(r)
         if short:
             warnings.warn(f"{len(short)} {split} record(s) shorter than win_sz={win_sz} skipped "
@@ -321,20 +323,6 @@ def unique_names(names:list, split:str='test') -> list:
                       f"{kept}: give the records distinct names (Record(..., name=...)) to choose them")
     return out
 
-F32_RATIO_LIMIT = 1e4  # |mean|/std above which float32 steps exceed ~0.1% of a signal's std
-
-def check_float32_resolution(records, names, limit:float=F32_RATIO_LIMIT):
-    "Warn for each signal of `records` whose |mean|/std exceeds `limit`: float32 quantises its variation"
-    for nm in listify(names):
-        x = np.concatenate([r.signals[nm] for r in records])
-        m, sd = x.mean(), x.std()
-        if sd > 0 and x.min() < x.max() and abs(m) / sd > limit:
-            step = float(np.spacing(np.float32(abs(m))))
-            warnings.warn(f"Signal {nm!r} has |mean|/std = {abs(m)/sd:.3g} in the training records (mean {m:.6g}, std "
-                          f"{sd:.3g}): float32, the precision of the model and its batches, resolves values near "
-                          f"{m:.3g} only to steps of {step:.2g} ({step/sd:.2g} std), so its variation is quantised or "
-                          "lost; subtract a constant offset (e.g. its mean) from the signal before loading it")
-
 # %% ../../nbs/00_data/01_dataloaders.ipynb #fb2bbcf9
 def create_dls(
     u, # name(s) of the input signal(s)
@@ -377,11 +365,11 @@ def create_dls(
     if ds['test'] and n_init >= (shortest := min(ds['test'], key=len)).__len__():
         raise ValueError(f"n_init={n_init} leaves nothing to score in test record {shortest.name!r} ({len(shortest)} "
                          f"samples); use n_init < {len(shortest)}")
-    check_float32_resolution(ds['train'], u + y)
+
     norm_u = norm_u or NormStats.from_records(ds['train'], u)
     norm_y = norm_y or NormStats.from_records(ds['train'], y)
-    train = SeqWindows(ds['train'], u, y, win_sz, stp_sz, norm_u, 'train')
-    valid = SeqWindows(ds['valid'], u, y, win_sz, valid_stp_sz, norm_u, 'valid')
+    train = SeqWindows(ds['train'], u, y, win_sz, stp_sz, norm_u, 'train', y_offset=norm_y.offset)
+    valid = SeqWindows(ds['valid'], u, y, win_sz, valid_stp_sz, norm_u, 'valid', y_offset=norm_y.offset)
     if not len(valid):
         raise ValueError(f"No validation window: every valid record is shorter than win_sz={win_sz} "
                          f"(lengths {[len(r) for r in ds['valid']]})")
@@ -435,6 +423,6 @@ def _denorm_u(u, norm_u): return u.cpu().numpy() * norm_u.std + norm_u.mean
 def _show_batch(self:WindowDL, max_n:int=4, norm_u:NormStats=None, fs=None, **kwargs):
     "Plot `max_n` whole windows of this loader in physical units; nothing is returned (Jupyter would show it twice)"
     u, y = next(iter_windows(self.new(num_workers=0)))
-    plot_windows(_denorm_u(u, norm_u), y.cpu().numpy(), norm_u.names, self.windows.y_names, fs=fs,
+    plot_windows(_denorm_u(u, norm_u), y.cpu().numpy() + self.windows.y_offset, norm_u.names, self.windows.y_names, fs=fs,
                  max_n=max_n, **kwargs)
 WindowDL.show_batch = _show_batch

@@ -13,8 +13,8 @@ import pandas as pd
 from fastcore.basics import listify
 
 # %% auto #0
-__all__ = ['SPLITS', 'Record', 'save_hdf5', 'load_hdf5', 'record_from_dataframe', 'load_csv', 'records_from_folder',
-           'load_dataset', 'NormStats']
+__all__ = ['SPLITS', 'OFFSET_RATIO', 'Record', 'save_hdf5', 'load_hdf5', 'record_from_dataframe', 'load_csv',
+           'records_from_folder', 'load_dataset', 'NormStats']
 
 # %% ../../nbs/00_data/00_records.ipynb #e1d5fc34
 def _is_int(v) -> bool: return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
@@ -331,6 +331,8 @@ def load_dataset(dataset, signals=None) -> dict:
     return ds
 
 # %% ../../nbs/00_data/00_records.ipynb #106ef0cf
+OFFSET_RATIO = 100  # |mean|/std above which an output's batches carry it minus its mean (float32 would quantise it)
+
 class NormStats:
     "Mean and standard deviation of signals, computed exactly over all samples of the training records"
     def __init__(self, mean, std, names):
@@ -344,6 +346,7 @@ class NormStats:
         if not len(mean) == len(std) == len(names):
             raise ValueError(f"NormStats: mean has {len(mean)} value(s) and std {len(std)} for {len(names)} signal "
                              f"name(s) {names}; each needs one value per signal")
+        mean64 = mean  # the offset of an output (`offset`) is its mean at full precision
         with np.errstate(over='ignore'):  # float32 precision: the model's buffers hold exactly these values
             mean, std = (v.astype(np.float32).astype(np.float64) for v in (mean, std))
         for nm, m, sd in zip(names, mean, std):
@@ -351,7 +354,7 @@ class NormStats:
             if not (np.isfinite(sd) and sd > 0):
                 raise ValueError(f"NormStats: std of {nm!r} is {sd} at float32 precision; every std must be a positive "
                                  "finite number between 1.2e-38 and 3.4e38 (it divides the signal)")
-        self.mean, self.std, self.names = mean, std, [str(n) for n in names]
+        self.mean, self.std, self.names, self._mean64 = mean, std, [str(n) for n in names], mean64.copy()
     @classmethod
     def from_records(cls, records, names) -> NormStats:
         names, records = listify(names), list(records)
@@ -369,4 +372,9 @@ class NormStats:
             warnings.warn(f"Signal(s) {const} are constant in the training records (std 0); they are scaled by 1 "
                           "instead of being divided by zero")
         return cls(mean, std, names)
+    @property
+    def offset(self) -> np.ndarray:
+        "Per signal: its mean (float64) where |mean| > `OFFSET_RATIO` std, else 0 (outputs' batches carry the signal less this)"
+        m = getattr(self, '_mean64', self.mean)  # (statistics pickled before offsets existed: their float32 mean)
+        return np.where(np.abs(self.mean) > OFFSET_RATIO * self.std, m, 0.)
     def __repr__(self): return f"NormStats({dict(zip(self.names, zip(self.mean.round(6), self.std.round(6))))})"

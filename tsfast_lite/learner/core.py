@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 from fastcore.basics import listify, PrettyString
+from contextlib import contextmanager
 from fastcore.xtras import ContextManagers
 from fastai.callback.core import Callback
 from fastai.callback.training import GradientClip
@@ -93,8 +94,9 @@ class SeqLearner(LeanLearner):
         u = u.numpy() * nu.std + nu.mean
         pad = u.shape[1] - pred.shape[1]  # n_skip warm-up samples are not predicted-and-scored: show them blank
         nan = np.full((pred.shape[0], pad, pred.shape[2]), np.nan)
-        plot_windows(u, np.concatenate([nan, y.numpy()], 1), nu.names, self.dls.norm_y.names,
-                     fs=self.dls.fs, preds=np.concatenate([nan, pred.numpy()], 1), max_n=max_n, **kwargs)
+        off = self.dls.norm_y.offset  # targets and predictions are less it (NormStats.offset): physical units again
+        plot_windows(u, np.concatenate([nan, y.numpy() + off], 1), nu.names, self.dls.norm_y.names,
+                     fs=self.dls.fs, preds=np.concatenate([nan, pred.numpy() + off], 1), max_n=max_n, **kwargs)
 
     def summary(self) -> str:
         "fastai's `summary` (layers, output shapes and parameters on one batch of inputs); its totals count every parameter"
@@ -125,10 +127,11 @@ class SeqLearner(LeanLearner):
             if self.dls is not dls: self.dls = dls          # fastai's export swaps them out while it pickles
             if self.opt is None and opt is not None: self.opt = opt
 
+    @contextmanager
     def distrib_ctx(self, sync_bn:bool=True, in_notebook:bool=False, **kwargs):
-        "fastai's `distrib_ctx`: data-parallel training in a process launched by `torchrun` or `accelerate launch`"
-        import tsfast_lite.learner.distributed  # Accelerate and fastai.distributed (which adds `Learner.distrib_ctx`)
-        return Learner.distrib_ctx(self, sync_bn=sync_bn, in_notebook=in_notebook, **kwargs)
+        "fastai's `distrib_ctx` (a process launched by `torchrun` or `accelerate launch`); a lost peer raises `PeerLostError`"
+        from tsfast_lite.learner.distributed import peer_loss_ctx  # Accelerate and fastai.distributed (`Learner.distrib_ctx`)
+        with peer_loss_ctx(self), Learner.distrib_ctx(self, sync_bn=sync_bn, in_notebook=in_notebook, **kwargs): yield self
 
     def to_distributed(self, sync_bn:bool=True, **kwargs):
         "fastai's `to_distributed` for window data: `SeqDistributedTrainer` gives every process its rows of each window-batch"

@@ -6,8 +6,10 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/02_learner/distributed.html.md""
 
 # %% ../../nbs/02_learner/05_distributed.ipynb #a0d15704
 from __future__ import annotations
+import os, signal, sys, threading
+from contextlib import contextmanager
 import torch
-from fastai.torch_core import rank_distrib
+from fastai.torch_core import rank_distrib, num_distrib
 from ..data.loaders import WindowDL
 try:
     from accelerate.utils import DistributedDataParallelKwargs
@@ -17,7 +19,7 @@ except ImportError as e:
                       "(or pip install accelerate)") from e
 
 # %% auto #0
-__all__ = ['SeqDistributedTrainer']
+__all__ = ['SeqDistributedTrainer', 'PeerLostError', 'is_peer_loss', 'peer_loss_ctx']
 
 # %% ../../nbs/02_learner/05_distributed.ipynb #a0d15707
 class SeqDistributedTrainer(DistributedTrainer):
@@ -44,3 +46,41 @@ class SeqDistributedTrainer(DistributedTrainer):
         m = self.learn.model
         self.learn.model = m.module if isinstance(m, torch.nn.parallel.DistributedDataParallel) else m
         self.learn.dls.loaders = self.old_dls
+
+# %% ../../nbs/02_learner/05_distributed.ipynb #a0d15721
+class PeerLostError(RuntimeError):
+    "A process of the data-parallel group was lost (killed, crashed, unreachable): this one stops instead of waiting"
+
+# how torch's backends report a lost peer: gloo's closed or reset connections, NCCL's aborted communicator and timeouts
+_PEER_SIGNS = ('connection closed by peer', 'connection reset by peer', 'broken pipe', 'remote worker', 'remote process',
+               'communicator was aborted', 'watchdog caught collective operation timeout', 'timed out waiting')
+
+def is_peer_loss(e:BaseException) -> bool:
+    "Whether `e` is how a collective of torch.distributed fails when a process of the group is gone"
+    return isinstance(e, RuntimeError) and any(s in str(e).lower() for s in _PEER_SIGNS)
+
+def _peer_lost(learn, cause:str) -> PeerLostError:
+    where = (f"in epoch {learn.epoch}, {'training' if getattr(learn, 'training', True) else 'validation'} batch {learn.iter}"
+             if hasattr(learn, 'iter') and hasattr(learn, 'epoch') else "before the fit's first batch")
+    msg = (f"Process {rank_distrib()} of {num_distrib()}: a peer process of the data-parallel group was lost {where} "
+           f"({cause}); this process stops instead of waiting on the group. The last checkpoint of CheckpointCB is "
+           "complete (written atomically): continue with learn.resume_fit() under a fresh torchrun")
+    print(f"PeerLostError: {msg}", file=sys.stderr, flush=True)  # now: the launcher may end this process any moment
+    return PeerLostError(msg)
+
+@contextmanager
+def peer_loss_ctx(learn):
+    "Inside a launched group: a failed collective, or the launcher's SIGTERM, becomes a `PeerLostError` saying so"
+    if num_distrib() < 2: yield; return
+    def on_term(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process
+        raise _peer_lost(learn, "the launcher sent SIGTERM: torchrun stops every process when one of them fails")
+    main = threading.current_thread() is threading.main_thread()  # signal handlers belong to the main thread
+    prev = signal.signal(signal.SIGTERM, on_term) if main else None
+    try: yield
+    except PeerLostError: raise
+    except RuntimeError as e:
+        if not is_peer_loss(e): raise
+        raise _peer_lost(learn, f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300]}") from e
+    finally:
+        if main: signal.signal(signal.SIGTERM, prev)

@@ -37,6 +37,12 @@ def check_normalization(model:nn.Module, # a `SimModel` (other models carry no s
                          f"and predict_sequence another. Create the DataLoaders with the model's statistics "
                          f"(create_dls(..., norm_u=learn.dls.norm_u, norm_y=learn.dls.norm_y) before replacing "
                          f"learn.dls), or build a new learner on these DataLoaders")
+    off, doff = getattr(model, 'y_offset', None), getattr(getattr(dls, 'norm_y', None), 'offset', None)
+    if off is not None and doff is not None and not np.array_equal(off.detach().cpu().double().numpy(), np.asarray(doff, dtype=np.float64)):
+        def fmt(a): return str([float(f'{v:.12g}') for v in a])
+        raise ValueError(f"The DataLoaders' targets are the outputs less {fmt(doff)} (norm_y.offset), but "
+                         f"the model predicts the outputs less {fmt(off.detach().cpu().tolist())}: build the model "
+                         "with SimModel.from_dls(model, dls), or pass y_offset=dls.norm_y.offset")
 
 def _no_carry_msg(sub_seq_len) -> str:
     return (f"The DataLoaders cut windows into sub-windows (sub_seq_len={sub_seq_len}), but this learner was built "

@@ -83,26 +83,49 @@ class RNN(nn.Module):
 
 # %% ../../nbs/01_models/00_rnn.ipynb #4fbbe4ed
 class SimModel(nn.Module):
-    "`model` mapping normalised inputs to physical outputs: y = model(u_norm) * y_std + y_mean"
+    "`model` mapping normalised inputs to physical outputs: y = model(u_norm) * y_std + y_mean (or less `y_offset`)"
     def __init__(self, model:nn.Module, u_mean, u_std, y_mean, y_std,
                  encoder:nn.Module|None=None, # optional learned initial state: `encoder(u_norm, y_norm) -> state`
+                 y_offset=0., # per output: 0, or its exact mean, kept out of the float32 outputs (`NormStats.offset`)
                 ):
         super().__init__()
         self.model, self.encoder = model, encoder
         for nm,v in dict(u_mean=u_mean, u_std=u_std, y_mean=y_mean, y_std=y_std).items():
             self.register_buffer(nm, torch.as_tensor(v, dtype=torch.float32).reshape(-1))
+        off = np.broadcast_to(np.asarray(y_offset, dtype=np.float64), self.y_mean.shape).copy()
+        self.register_buffer('y_offset', torch.from_numpy(off))  # float64: exact, added back in float64
+        self._set_shift()
+
+    def _set_shift(self):
+        # added to the scaled outputs: y_mean, or 0 for an output predicted less its offset (its exact mean)
+        self.register_buffer('y_shift', torch.where(self.y_offset != 0, torch.zeros_like(self.y_mean), self.y_mean),
+                             persistent=False)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a state saved before `y_offset` existed has none: its outputs were physical values (offset 0)
+        if prefix + 'y_mean' in state_dict and prefix + 'y_offset' not in state_dict:
+            state_dict[prefix + 'y_offset'] = torch.zeros_like(state_dict[prefix + 'y_mean'], dtype=torch.float64)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._set_shift()
+
+    def __setstate__(self, state):  # a model pickled before `y_offset` existed
+        super().__setstate__(state)
+        if 'y_offset' not in self._buffers:
+            self.register_buffer('y_offset', torch.zeros_like(self.y_mean, dtype=torch.float64))
+        if 'y_shift' not in self._buffers: self._set_shift()
 
     @classmethod
     def from_dls(cls, model, dls, encoder=None):
-        return cls(model, dls.norm_u.mean, dls.norm_u.std, dls.norm_y.mean, dls.norm_y.std, encoder=encoder)
+        return cls(model, dls.norm_u.mean, dls.norm_u.std, dls.norm_y.mean, dls.norm_y.std, encoder=encoder,
+                   y_offset=dls.norm_y.offset)
 
     def normalize_u(self, u): return (u - self.u_mean) / self.u_std
 
     def encode_state(self, u, y):
-        "The state after the samples `u` (normalised) and `y` (physical units) [bs, n_init, .], from the encoder"
+        "The state after the samples `u` (normalised) and `y` (physical units less `y_offset`) [bs, n_init, .], from the encoder"
         if getattr(self, 'encoder', None) is None: raise ValueError("This model has no initial-state encoder")
-        return self.encoder(u, (y - self.y_mean) / self.y_std)
+        return self.encoder(u, (y - self.y_shift) / self.y_std)
 
     def forward(self, u, state=None):
         y, state = self.model(u, state)
-        return y * self.y_std + self.y_mean, state
+        return y * self.y_std + self.y_shift, state
