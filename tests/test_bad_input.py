@@ -16,6 +16,7 @@ from tsfast_lite.learner.checkpoint import CheckpointCB
 from tsfast_lite.learner.tbptt import check_normalization
 from tsfast_lite.models.rnn import SimModel, RNN
 import tsfast_lite.inference  # predict_sequence, evaluate_tests
+from tsfast_lite.raytune import tune_learner
 
 torch.set_num_threads(1)
 
@@ -297,6 +298,13 @@ CASES = [
          ["No test sets: the DataLoaders have none (dls.test_sets is empty)"]),
     Case('evaluate_tests: u and y lengths differ', lambda c: c['learn'].evaluate_tests(test_sets={'t': (np.zeros((10, 1)), np.zeros((9, 1)))}, plot=False),
          ValueError, ["Test set 't': u has 10 samples but y has 9"]),
+    Case('fit: lr 1e39 overflows the weights', lambda c: RNNLearner(c['learn'].dls, hidden_size=4).fit(1, lr=1e39), FloatingPointError,
+         ["Non-finite training loss at epoch 0, batch 1, because the weights are already non-finite (model.rnn.weight_ih_l0, "
+          "model.rnn.weight_hh_l0, model.rnn.bias_ih_l0 and 3 more): an earlier update, whose loss was finite, overflowed them"]),
+    Case('tune_learner: storage_path is a file', lambda c: tune_learner(lambda cfg: None, {'x': 1}, storage_path=write(c, 'a_file', b'x')),
+         NotADirectoryError, ["the sweep storage_path {tmp}/a_file is a file, not a folder: remove it or choose another path"]),
+    Case('tune_learner: max_failures = -1', lambda c: tune_learner(lambda cfg: None, {'x': 1}, max_failures=-1), ValueError,
+         ["max_failures=-1 must be a whole number >= 0 (retries of a failed trial)"]),
     # checkpoints
     Case('resume_fit: no checkpoint', lambda c: c['learn'].resume_fit('nothing'), FileNotFoundError,
          ["No checkpoint 'nothing' in {tmp}/models (nothing.json is missing): train with cbs=CheckpointCB('nothing') to write one"]),

@@ -15,6 +15,7 @@ from fastai.basics import set_seed
 from fastai.callback.core import Callback
 from fastprogress.fastprogress import progress_bar
 from .learner.loop import plain_progress
+from .learner.checkpoint import check_writable, get_rng_state, set_rng_state
 
 # %% auto #0
 __all__ = ['ray_init', 'ray_map', 'TuneReportCB', 'tune_learner', 'load_tuned_learner']
@@ -66,7 +67,11 @@ def _progress_callback(total:int, desc:str):
     return _Bar()
 
 def _storage(storage_path) -> str:
-    return str(Path(storage_path or Path(tempfile.gettempdir())/'tsfast_lite_ray').resolve())
+    "Where Ray writes the trials: `storage_path` or a folder in the temp dir, checked writable before any trial starts"
+    if storage_path is not None and not isinstance(storage_path, (str, os.PathLike)):
+        raise TypeError(f"storage_path={storage_path!r} must be a folder path (str or Path), or None for the temp dir")
+    p = Path(storage_path or Path(tempfile.gettempdir())/'tsfast_lite_ray').expanduser()
+    return str(check_writable(p, 'the sweep storage_path').resolve())
 
 def ray_map(fn, # function item -> result, run in a trial's process (define it in a module, or in the notebook)
             items:list, # one trial per item
@@ -81,12 +86,13 @@ def ray_map(fn, # function item -> result, run in a trial's process (define it i
     ray, tune = _ray()
     items = list(items)
     if not items: return []
+    storage = _storage(storage_path)  # checked before Ray starts
     ray_init(address, num_cpus)
     trainable = tune.with_resources(tune.with_parameters(_map_trial, fn=fn, items=items, shared=shared),
                                     {'cpu': 1} if resources is None else resources)
     tuner = tune.Tuner(trainable, param_space={'i': tune.grid_search(list(range(len(items))))},
                        tune_config=tune.TuneConfig(max_concurrent_trials=None, reuse_actors=True),
-                       run_config=tune.RunConfig(storage_path=_storage(storage_path), verbose=0,
+                       run_config=tune.RunConfig(storage_path=storage, verbose=0,
                                                  callbacks=[_progress_callback(len(items), desc)],
                                                  failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)))
     grid = tuner.fit()
@@ -109,7 +115,9 @@ class TuneReportCB(Callback):
         vals = {n: (float(v) if v is not None else float('nan')) for n, v in zip(names, rec.log[1:-1])}
         vals['epoch'], vals['resumed_at'] = self.epoch + 1, self.resumed_at
         with tempfile.TemporaryDirectory() as d:
-            torch.save({'model': self.learn.model.state_dict(), 'epoch': self.epoch}, Path(d)/'learner.pt')
+            # weights, optimizer and random state: a trial retried after a failure continues as if never stopped
+            torch.save({'model': self.learn.model.state_dict(), 'epoch': self.epoch, 'rng': get_rng_state(),
+                        'opt': self.learn.opt.state_dict() if self.learn.opt is not None else None}, Path(d)/'learner.pt')
             tune.report(vals, checkpoint=tune.Checkpoint.from_directory(d))
 
 def _tune_trial(config, make_learner=None, n_epoch=1, fit='fit_flat_cos', lr=3e-3, seed=0):
@@ -123,6 +131,9 @@ def _tune_trial(config, make_learner=None, n_epoch=1, fit='fit_flat_cos', lr=3e-
         with ckpt.as_directory() as d:
             st = torch.load(Path(d)/'learner.pt', weights_only=False)
         learn.model.load_state_dict(st['model']); start = st['epoch'] + 1
+        if st.get('opt') is not None:  # (a PBT exploit changes lr: the schedule sets it every step, from the config)
+            learn.create_opt(); learn.opt.load_state_dict(st['opt'])
+        if st.get('rng') is not None: set_rng_state(st['rng'])
         if start >= n_epoch:  # restored from a last-epoch checkpoint (PBT at the end): report its values, as trained
             with learn.no_bar(), learn.no_logging(): vals = learn.validate()
             names = ['valid_loss'] + [m.name for m in learn.metrics]
@@ -151,6 +162,7 @@ def tune_learner(
     num_cpus:int|None=None, # CPUs of a local Ray
     storage_path:str|None=None, # where trials and checkpoints go (default: a folder in the temp dir)
     name:str|None=None, # the experiment's folder name in storage_path
+    max_failures:int=0, # retries of a failed trial (a killed worker, a crash), each from its last epoch's checkpoint
 ) -> pd.DataFrame:
     "Search `param_space` with Ray Tune; one row per trial (config, metric, epochs, time, error, checkpoint); best in `attrs`"
     if mode not in ('min', 'max'): raise ValueError(f"mode={mode!r} must be 'min' or 'max'")
@@ -160,6 +172,9 @@ def tune_learner(
         raise ValueError(f"num_samples={num_samples!r} must be a positive integer")
     if not isinstance(param_space, dict) or not param_space:
         raise ValueError(f"param_space must be a non-empty dict of Ray Tune search spaces, got {param_space!r}")
+    if isinstance(max_failures, bool) or not isinstance(max_failures, (int, np.integer)) or max_failures < 0:
+        raise ValueError(f"max_failures={max_failures!r} must be a whole number >= 0 (retries of a failed trial)")
+    storage = _storage(storage_path)  # checked before Ray starts
     ray, tune = _ray()
     ray_init(address, num_cpus)
     trainable = tune.with_resources(tune.with_parameters(_tune_trial, make_learner=make_learner, n_epoch=int(n_epoch),
@@ -169,10 +184,10 @@ def tune_learner(
     tuner = tune.Tuner(trainable, param_space=param_space,
                        tune_config=tune.TuneConfig(metric=metric, mode=mode, num_samples=int(num_samples),
                                                    scheduler=scheduler, reuse_actors=True),
-                       run_config=tune.RunConfig(storage_path=_storage(storage_path), name=name, verbose=0,
+                       run_config=tune.RunConfig(storage_path=storage, name=name, verbose=0,
                                                  callbacks=[_progress_callback(_n_trials(param_space, num_samples), 'trials')],
                                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=_keep(scheduler)),
-                                                 failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)))
+                                                 failure_config=tune.FailureConfig(max_failures=int(max_failures), fail_fast=False)))
     grid = tuner.fit()
     rows, configs = [], []
     for r in grid:

@@ -470,6 +470,9 @@ def _any_rank(bad:torch.Tensor) -> torch.Tensor:
     torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
     return (t > 0).reshape(()).to(bad.device)
 
+def _names(names:list, n:int=3) -> str:
+    return ', '.join(names[:n]) + (f' and {len(names) - n} more' if len(names) > n else '')
+
 class TerminateOnNonFiniteCB(Callback):
     "Stop training at the first non-finite loss, naming the epoch and batch, without updating the weights with it"
     order = 5
@@ -500,15 +503,35 @@ class TerminateOnNonFiniteCB(Callback):
         self.bad = self.bad | bad
         opt.found_inf = self.bad.float()
 
+    def _bad_weights(self) -> list:
+        "Names of the parameters holding a non-finite value (one host read for all of them)"
+        ps = [(n, p) for n, p in self.learn.model.named_parameters()]
+        if not ps: return []
+        ok = torch.stack([torch.isfinite(p.detach()).all() for _, p in ps])
+        bad = _any_rank(~ok.all())
+        return [n for (n, _), o in zip(ps, ok.tolist()) if not o] or (['(in another process)'] if bool(bad) else [])
+
     def _raise(self, epoch, batch):
         # in `lr_find` a diverging loss ends the sweep, as fastai's own stop at 4x the best loss does
         if hasattr(self.learn, 'lr_finder'): raise CancelFitException()
+        if bad := self._bad_weights():  # the loss is non-finite because an earlier update overflowed the weights
+            raise FloatingPointError(f"Non-finite training loss at epoch {epoch}, batch {batch}, because the weights are "
+                                     f"already non-finite ({_names(bad)}): an earlier update, whose loss was finite, "
+                                     "overflowed them. Try a lower learning rate or gradient clipping (grad_clip=...); a "
+                                     "checkpoint of an earlier epoch (CheckpointCB) holds finite weights")
         raise FloatingPointError(f"Non-finite training loss at epoch {epoch}, batch {batch}: training stopped before "
                                  "this update, so the weights are those from before it. Try a lower learning "
                                  "rate, gradient clipping (grad_clip=...) or check the data for extreme values")
 
     def after_train(self):
         if self.bad is not None and bool(self.bad): self._raise(self.epoch, int(self.where))
+        # the epoch's last update has no next loss to show that it overflowed: the weights are checked before they are
+        # validated or saved
+        if not hasattr(self.learn, 'lr_finder') and (bad := self._bad_weights()):
+            raise FloatingPointError(f"Non-finite weights after the last update of epoch {self.epoch} ({_names(bad)}): "
+                                     "its loss was finite, the update overflowed them. Try a lower learning rate or "
+                                     "gradient clipping (grad_clip=...); a checkpoint of an earlier epoch (CheckpointCB) "
+                                     "holds finite weights")
     def after_fit(self):
         opt = self._torch_opt()
         if opt is not None and hasattr(opt, 'found_inf'): del opt.found_inf
