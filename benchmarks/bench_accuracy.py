@@ -73,10 +73,12 @@ LIBRARY = {**{f'{p}_{k}': (b, f) for b, p in (('silverbox', 'sb'), ('wiener_hamm
            'sb_lstm_tbptt_5000_e25': ('silverbox', 'rnn'), 'sb_lstm_tbptt_5000_e25_enc': ('silverbox', 'encoder'),
            'wh_lstm_tbptt_5000_e25': ('wiener_hammerstein', 'rnn'), 'wh_lstm_tbptt_5000_e25_enc': ('wiener_hammerstein', 'encoder'),
            'ct_gru': ('cascaded_tanks', 'rnn'), 'ct_gru_enc': ('cascaded_tanks', 'encoder'),
-           'sb_nonlinear_ss': ('silverbox', 'nonlinear_ss'),
-           'wh_blocks': ('wiener_hammerstein', 'blocks'),
+           # the system-identification structures on every benchmark (Silverbox's PNLSS and WH's block model made for them)
+           **{f'{p}_{k}': (b, k) for b, p in (('silverbox', 'sb'), ('wiener_hammerstein', 'wh'), ('cascaded_tanks', 'ct'))
+              for k in ('nonlinear_ss', 'blocks')},
            # the four benchmarks added later: every recipe of the library under `<prefix>_<recipe name>`
-           **{f'{p}_{k}': (b, k) for b, p in NEW_PREFIXES.items() for k in ('rnn', 'tcn', 'lru', 'linear_ss', 'encoder', 'best')}}
+           **{f'{p}_{k}': (b, k) for b, p in NEW_PREFIXES.items()
+              for k in ('rnn', 'tcn', 'lru', 'linear_ss', 'nonlinear_ss', 'blocks', 'encoder', 'best')}}
 
 RECIPES = {n: get_recipe(*bn) for n, bn in LIBRARY.items()}
 RECIPES.update({
@@ -147,11 +149,14 @@ RECIPES = {n: r.replace(name=n) for n, r in RECIPES.items()}
 
 # One recipe per model family and benchmark, each about 4 minutes of training on one CPU thread (the "Choosing a
 # model" guide page), and the same RNN recipe with a learned initial state
+_SYSID = ('nonlinear_ss', 'blocks')
 FAMILY_RECIPES = {
-    'silverbox': {'rnn': 'sb_lstm_tbptt_5000_e25', 'tcn': 'sb_tcn', 'lru': 'sb_lru', 'linear_ss': 'sb_linear_ss'},
-    'wiener_hammerstein': {'rnn': 'wh_lstm_tbptt_5000_e25', 'tcn': 'wh_tcn', 'lru': 'wh_lru', 'linear_ss': 'wh_linear_ss'},
-    'cascaded_tanks': {'rnn': 'ct_gru', 'tcn': 'ct_tcn', 'lru': 'ct_lru', 'linear_ss': 'ct_linear_ss'},
-    **{b: {f: f'{p}_{f}' for f in ('rnn', 'tcn', 'lru', 'linear_ss')} for b, p in NEW_PREFIXES.items()},
+    'silverbox': {'rnn': 'sb_lstm_tbptt_5000_e25', 'tcn': 'sb_tcn', 'lru': 'sb_lru', 'linear_ss': 'sb_linear_ss',
+                  **{f: f'sb_{f}' for f in _SYSID}},
+    'wiener_hammerstein': {'rnn': 'wh_lstm_tbptt_5000_e25', 'tcn': 'wh_tcn', 'lru': 'wh_lru', 'linear_ss': 'wh_linear_ss',
+                           **{f: f'wh_{f}' for f in _SYSID}},
+    'cascaded_tanks': {'rnn': 'ct_gru', 'tcn': 'ct_tcn', 'lru': 'ct_lru', 'linear_ss': 'ct_linear_ss', **{f: f'ct_{f}' for f in _SYSID}},
+    **{b: {f: f'{p}_{f}' for f in ('rnn', 'tcn', 'lru', 'linear_ss', *_SYSID)} for b, p in NEW_PREFIXES.items()},
 }
 ENCODER_RECIPES = {'silverbox': 'sb_lstm_tbptt_5000_e25_enc', 'wiener_hammerstein': 'wh_lstm_tbptt_5000_e25_enc',
                    'cascaded_tanks': 'ct_gru_enc', **{b: f'{p}_encoder' for b, p in NEW_PREFIXES.items()}}

@@ -616,23 +616,28 @@ def run_matrix(a, argv):
              f"{platform.python_version()}, {round(time.time() - t0)} s for the whole run. Every setting runs in a fresh "
              "process; inside it the implementations alternate within each round (order rotated). `threads`: the "
              "process's torch setting before training (`default`: torch's default, one per core, as users run). "
-             "`busy`: competing processes each keeping a core busy with a pure-Python loop. Medians over rounds; "
-             "ratios to `bare` (a hand-written loop, same mathematics) and to `tsfast` (0.5.0) in the same setting.", '']
+             "`busy`: competing processes each keeping a core busy with a pure-Python loop. Medians over rounds. "
+             "`paired wall`: the median over rounds of the within-round ratio of wall times (the implementations of a "
+             "round ran side by side, so load that comes and goes cancels), to `bare` (a hand-written loop, same "
+             "mathematics) and to `tsfast` (0.5.0) in the same setting; `cpu`: the ratio of the CPU-time medians.", '']
     notes = sorted({n for r in rows for n in r['notes']})
     lines += [f"- {n}" for n in notes] + ([''] if notes else [])
     lines += ['| workload | threads | busy | implementation | updates | rounds | wall median [s] | wall min–max [s] | '
-              'cpu median [s] | ratio wall / bare | ratio cpu / bare | ratio wall / tsfast | ratio cpu / tsfast |',
+              'cpu median [s] | paired wall / bare | cpu / bare | paired wall / tsfast | cpu / tsfast |',
               '|---' * 13 + '|']
     for r in rows:
         for wn, w in r['res'].items():
             med = {n: (float(np.median([t[0] for t in ts])), float(np.median([t[1] for t in ts])))
                    for n, ts in w['times'].items()}
             rt = lambda n, ref, k: f"{med[n][k] / med[ref][k]:.3f}" if ref in med else '–'
+            def paired(n, ref):  # rounds are aligned: round i of every implementation ran side by side
+                if ref not in w['times']: return '–'
+                return f"{np.median([a[0] / b[0] for a, b in zip(w['times'][n], w['times'][ref])]):.3f}"
             for n, ts in w['times'].items():
                 wl = [t[0] for t in ts]
                 lines.append(f"| {wn} | {r['threads']} ({r['torch_threads']}) | {r['busy']} | {n} | {w['steps']} | "
                              f"{w['reps']} | {med[n][0]:.2f} | {min(wl):.2f}–{max(wl):.2f} | {med[n][1]:.2f} | "
-                             f"{rt(n, 'bare', 0)} | {rt(n, 'bare', 1)} | {rt(n, 'tsfast', 0)} | {rt(n, 'tsfast', 1)} |")
+                             f"{paired(n, 'bare')} | {rt(n, 'bare', 1)} | {paired(n, 'tsfast')} | {rt(n, 'tsfast', 1)} |")
     text = '\n'.join(lines) + '\n'
     out = Path(a.out or ROOT/'benchmarks'/'results'/('speed_threads_quick.md' if a.quick else 'speed_threads.md'))
     out.parent.mkdir(parents=True, exist_ok=True); out.write_text(text)

@@ -321,7 +321,7 @@ CASES = [
          ["train: 26 windows make no window-batch of bs=4 per process x 64 processes = 256; use a smaller bs, or n_batches_train"]),
     # recipes (tsfast_lite.recipes; the command line's own cases are in nbs/05_cli/01_cli.ipynb)
     Case('recipe name unknown', lambda c: _recipes().get_recipe('silverbox', 'bestt'), ValueError,
-         ["recipe='bestt' is not a recipe of silverbox; valid values are ['rnn', 'tcn', 'lru', 'linear_ss', 'encoder', 'nonlinear_ss', 'best', 'tutorial']"]),
+         ["recipe='bestt' is not a recipe of silverbox; valid values are ['rnn', 'tcn', 'lru', 'linear_ss', 'encoder', 'nonlinear_ss', 'blocks', 'best', 'tutorial']"]),
     Case('recipe of another benchmark', lambda c: _recipes().get_recipe('duffing', 'best'), ValueError,
          ["recipe='best' is not a recipe of duffing; valid values are ['tutorial']"]),
     Case('recipe family unknown', lambda c: _recipes().get_recipe('duffing', 'tutorial').replace(family='transformer'), ValueError,

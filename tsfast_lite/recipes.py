@@ -130,6 +130,7 @@ _LRU_LONG = ("LRU 32 wide, 2 blocks of 32 complex states, head_gain 30, n_skip 5
 _LSS_LONG = ("linear state space, nx 8, initialised at the best linear approximation, plus an MLP residual of 32 units "
              "(head_gain 30), n_skip 150, bs 16, win_sz 5000 cut into sub_seq_len 250, stp_sz 10, 20 "
              "window-batches/epoch, fit_flat_cos(50, 3e-3) (1,000 window-batches, 20,000 updates)")
+_EST_DOC = "; test simulations from the state estimated on the n_init samples"
 _ENC = " with a learned initial state (`encoder=True`: an MLP of 2 x 64 tanh units reads the first n_init samples of u and y of every window)"
 
 for _b, _g in (('silverbox', 100.), ('wiener_hammerstein', 30.)):
@@ -211,6 +212,25 @@ register_recipe(Recipe('linear_ss', 'ced', "linear state space, nx 4, initialise
                        "MLP residual of 32 units (head_gain 30), n_skip 5, bs 16, win_sz 100, stp_sz 1, all windows each "
                        "epoch, fit_flat_cos(100, 3e-3)", _CED, 'linear_ss', dict(nx=4, residual='mlp', n_skip=5), n_epoch=100))
 register_recipe(RECIPES['ced']['rnn'].replace(name='encoder', doc='the `rnn` recipe' + _ENC, learner=dict(encoder=True)))
+
+# %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a31
+for _b, _rs in list(RECIPES.items()):
+    if _b is None or 'linear_ss' not in _rs: continue
+    _l = _rs['linear_ss']
+    _nx, _skip, _ep = _l.learner['nx'], _l.learner['n_skip'], min(_l.n_epoch, 20)
+    _win = _l.doc[_l.doc.index(f'n_skip {_skip}'):]  # the windows and batches of the linear_ss recipe, as it says them
+    _win = _win[:_win.index('fit_flat_cos')].rstrip(', ')
+    if 'nonlinear_ss' not in _rs:
+        register_recipe(Recipe('nonlinear_ss', _b, f"nonlinear state space, nx {_nx}, initialised at the best linear "
+                               f"approximation, f and h residual MLPs of 2 x 64 tanh units (zero at the start), {_win}, "
+                               f"fit_flat_cos({_ep}, 3e-3)" + _EST_DOC, _l.dls, 'nonlinear_ss',
+                               dict(nx=_nx, f='mlp', n_skip=_skip), n_epoch=_ep, init='estimate'))
+    if 'blocks' not in _rs:
+        register_recipe(Recipe('blocks', _b, "Wiener-Hammerstein block model: the best linear approximation of order 4 "
+                               "split between G1 and G2, 4 branches between them, a static MLP of 32 tanh units (the "
+                               f"identity at the start), {_win}, fit_flat_cos(100, 1e-2)" + _EST_DOC, _l.dls, 'blocks',
+                               dict(structure='wh', nx=4, branches=4, hidden_size=32, n_skip=_skip), n_epoch=100,
+                               lr=1e-2, init='estimate'))
 
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a11
 _EST = "; test simulations from the state estimated on the n_init samples"
