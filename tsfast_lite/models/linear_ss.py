@@ -172,7 +172,8 @@ def dls_records(dls, split:str='train') -> tuple:
     starts = np.sort(w.starts.cpu().numpy()[np.unique(w.record_of, return_index=True)[1]])
     ends = np.append(starts[1:], len(w.u))
     u = w.u.cpu().double().numpy()
-    y = (w.y.cpu().double().numpy() + w.y_offset - dls.norm_y.mean) / dls.norm_y.std  # the batches' y is y - offset
+    shift = np.where(w.y_offset != 0, 0., dls.norm_y.mean)  # as `SimModel`: outputs with an offset are already centred
+    y = (w.y.cpu().double().numpy() - shift) / dls.norm_y.std
     return [u[a:b] for a, b in zip(starts, ends)], [y[a:b] for a, b in zip(starts, ends)]
 
 # %% ../../nbs/01_models/03_linear_ss.ipynb #00b037d4
