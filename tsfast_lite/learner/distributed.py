@@ -6,7 +6,7 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/02_learner/distributed.html.md""
 
 # %% ../../nbs/02_learner/05_distributed.ipynb #a0d15704
 from __future__ import annotations
-import os, signal, sys, threading
+import signal, sys, threading
 from contextlib import contextmanager
 import torch
 from fastai.torch_core import rank_distrib, num_distrib
@@ -63,8 +63,8 @@ def _peer_lost(learn, cause:str) -> PeerLostError:
     where = (f"in epoch {learn.epoch}, {'training' if getattr(learn, 'training', True) else 'validation'} batch {learn.iter}"
              if hasattr(learn, 'iter') and hasattr(learn, 'epoch') else "before the fit's first batch")
     msg = (f"Process {rank_distrib()} of {num_distrib()}: a peer process of the data-parallel group was lost {where} "
-           f"({cause}); this process stops instead of waiting on the group. The last checkpoint of CheckpointCB is "
-           "complete (written atomically): continue with learn.resume_fit() under a fresh torchrun")
+           f"({cause}); this process stops instead of waiting on the group. A checkpoint of CheckpointCB, if the fit "
+           "has one, is complete (written atomically): continue with learn.resume_fit() under a fresh torchrun")
     print(f"PeerLostError: {msg}", file=sys.stderr, flush=True)  # now: the launcher may end this process any moment
     return PeerLostError(msg)
 
