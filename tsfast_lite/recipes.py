@@ -236,17 +236,15 @@ for _b, _rs in list(RECIPES.items()):
 _EST = "; test simulations from the state estimated on the n_init samples"
 register_recipe(RECIPES['silverbox']['rnn'].replace(
     name='best', n_epoch=50, init='estimate', doc=_DOC_5000.format(g=100, e=50, b=2000, u=40000) + _EST))
-register_recipe(RECIPES['wiener_hammerstein']['rnn'].replace(
-    name='best', n_epoch=50, init='estimate', doc=_DOC_5000.format(g=30, e=50, b=2000, u=40000) + _EST))
+register_recipe(RECIPES['wiener_hammerstein']['nonlinear_ss'].replace(
+    name='best', n_epoch=50, doc=RECIPES['wiener_hammerstein']['nonlinear_ss'].doc.replace('fit_flat_cos(20,', 'fit_flat_cos(50,')))
 register_recipe(RECIPES['cascaded_tanks']['encoder'].replace(
     name='best', init='estimate', learner=dict(hidden_size=16), dls=dict(valid_frac=0.1),
     doc="GRU 16, head_gain 100, bs 16, win_sz 100, stp_sz 1, all windows each epoch, n_skip 5, fit_flat_cos(100, 3e-3), "
         "validation on the last 10% of train_val" + _ENC + _EST))
 register_recipe(RECIPES['ced']['rnn'].replace(name='best', doc=RECIPES['ced']['rnn'].doc + "; test simulations from the zero state"))
-register_recipe(RECIPES['bouc_wen']['rnn'].replace(name='best', n_epoch=30, init='estimate',
-                                                   doc=_DOC_2000.format(n=50, e=30, b=1200, u=12000) + _EST))
-register_recipe(RECIPES['wh_process_noise']['linear_ss'].replace(name='best', init='estimate',
-                                                                 doc=RECIPES['wh_process_noise']['linear_ss'].doc + _EST))
+register_recipe(RECIPES['bouc_wen']['nonlinear_ss'].replace(name='best'))
+register_recipe(RECIPES['wh_process_noise']['blocks'].replace(name='best'))
 register_recipe(RECIPES['emps']['tcn'].replace(name='best', init='estimate', doc=RECIPES['emps']['tcn'].doc + _EST +
                                                " (no recipe measured here simulates EMPS's position well: see the "
                                                "Benchmarks page)"))
