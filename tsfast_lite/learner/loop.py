@@ -505,7 +505,7 @@ class TerminateOnNonFiniteCB(Callback):
 
     def _bad_weights(self) -> list:
         "Names of the parameters holding a non-finite value (one host read for all of them)"
-        ps = [(n, p) for n, p in self.learn.model.named_parameters()]
+        ps = list(self.learn.model.named_parameters())
         if not ps: return []
         ok = torch.stack([torch.isfinite(p.detach()).all() for _, p in ps])
         bad = _any_rank(~ok.all())
