@@ -74,3 +74,27 @@ def test_learned_encoder_validation_equals_whole_windows(name):
     with lt.no_bar(), lt.no_logging(): lt.fit(1, lr=1e-2)
     lw.model.load_state_dict(lt.model.state_dict())
     torch.testing.assert_close(torch.tensor(lt.validate()), torch.tensor(lw.validate()), atol=1e-5, rtol=1e-5)
+
+# Training from an initial state estimated on each window's first samples: the least-squares estimate through the
+# linear part (`encoder='lstsq'`, the families with one) or a learned encoder (every other family)
+LSTSQ = [n for n in NAMES if n.startswith(('linear_ss', 'nonlinear_ss'))]
+
+def _init_kwargs(name):
+    from tsfast_lite.models.encoder import LstsqState
+    return dict(encoder=LstsqState(5) if name in LSTSQ else 5)
+
+@pytest.mark.parametrize('name', NAMES)
+def test_estimated_initial_state_validation_equals_whole_windows(name):
+    check_tbptt_validation(FAMILIES[name], n_skip=7, **_init_kwargs(name))
+
+@pytest.mark.parametrize('name', NAMES)
+def test_estimated_initial_state_export(name, tmp_path): check_export(FAMILIES[name], tmp_path, **_init_kwargs(name))
+
+@pytest.mark.parametrize('name', NAMES)
+def test_estimated_initial_state_resume(name, tmp_path): check_resume(FAMILIES[name], tmp_path, **_init_kwargs(name))
+
+@pytest.mark.parametrize('name', [n for n in NAMES if n not in LSTSQ])
+def test_lstsq_needs_a_linear_part(name):
+    from tsfast_lite.learner.core import seq_learner
+    with pytest.raises(ValueError, match="has no linear part to estimate its initial state by least squares"):
+        seq_learner(toy_dls(10, n_init=5), FAMILIES[name](1, 1), encoder='lstsq')

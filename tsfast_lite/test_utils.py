@@ -73,10 +73,10 @@ def check_chunked_prediction(make_model, chunk_sizes=(1, 7, 64), n:int=150):
         whole = learn.model(learn.model.normalize_u(torch.tensor(u, dtype=torch.float32))[None])[0][0].numpy()
     for cs in chunk_sizes: _close(learn.predict_sequence(u, chunk_sz=cs, progress=False), whole, f"predict_sequence(chunk_sz={cs}) vs one pass")
 
-def check_tbptt_validation(make_model, n_skip:int=3):
-    "Validation on sub-windows with the state carried equals validation of whole windows with the same weights"
-    lt = _learner(make_model, toy_dls(10), n_skip=n_skip)
-    lw = _learner(make_model, toy_dls(None), n_skip=n_skip)
+def check_tbptt_validation(make_model, n_skip:int=3, **kwargs):
+    "Validation on sub-windows with the state carried equals validation of whole windows with the same weights (`kwargs`: of the learner, e.g. an encoder)"
+    lt = _learner(make_model, toy_dls(10), n_skip=n_skip, **kwargs)
+    lw = _learner(make_model, toy_dls(None), n_skip=n_skip, **kwargs)
     lw.model.load_state_dict(lt.model.state_dict())
     with lt.no_bar(), lw.no_bar():
         vt, vw = lt.validate(), lw.validate()
@@ -84,7 +84,13 @@ def check_tbptt_validation(make_model, n_skip:int=3):
         (pt, yt), (pw, yw) = lt.get_preds(), lw.get_preds()
         _close(pt, pw, "get_preds with sub-windows vs whole windows")
         u, p, _ = lw.get_preds(with_input=True)
-    with torch.no_grad(): ref = lw.model(u)[0][:, n_skip:]
+    if getattr(lw.model, 'encoder', None) is not None:  # from the state estimated on the first n_init samples
+        w, n = lw.dls.valid.windows, lw.model.encoder.n_init
+        uw, yw = w.get(torch.arange(len(w)))                  # the whole windows in order: inputs and measured outputs
+        _close(uw, u, "get_preds' inputs vs the validation windows")
+        with torch.no_grad(): ref = lw.model(u[:, n:], lw.model.encode_state(u[:, :n], yw[:, :n]))[0][:, max(0, n_skip - n):]
+    else:
+        with torch.no_grad(): ref = lw.model(u)[0][:, n_skip:]
     _close(p, ref, "get_preds vs one pass over each window from the zero state")
 
 def reference_grads(model, u, y, k1:int, k2:int, n_skip:int=0):
@@ -141,25 +147,29 @@ def check_windows_isolated(make_model):
     assert len(diff) == 4 and diff == list(range(diff[0], diff[0] + 4)) and diff[0] % 4 == 0, \
         f"updates that changed: {diff}; expected the 4 sub-windows of one window"
 
-def check_export(make_model, tmp_dir=None):
-    "A learner exported and loaded with fastai's `load_learner` in a fresh Python process predicts identically"
+def check_export(make_model, tmp_dir=None, **kwargs):
+    "A learner exported and loaded with fastai's `load_learner` in a fresh Python process predicts identically (from its encoder's state too)"
     import subprocess, sys, tempfile
     from pathlib import Path
     import tsfast_lite.inference  # predict_sequence
-    learn = _learner(make_model, toy_dls())
+    learn = _learner(make_model, toy_dls(), **kwargs)
     with learn.no_bar(), learn.no_logging(): learn.fit(1, lr=1e-3)
     d = Path(tmp_dir or tempfile.mkdtemp())
     u = np.random.default_rng(3).standard_normal((100, 1))
     np.save(d/'u.npy', u); learn.export(d/'learner.pkl')
+    enc = getattr(learn.model, 'encoder', None)
     code = (f"import numpy as np, tsfast_lite.inference\nfrom fastai.learner import load_learner\n"
-            f"l = load_learner({str(d/'learner.pkl')!r})\nnp.save({str(d/'p.npy')!r}, l.predict_sequence(np.load({str(d/'u.npy')!r}), chunk_sz=7))")
+            f"l = load_learner({str(d/'learner.pkl')!r})\nu = np.load({str(d/'u.npy')!r})\n"
+            f"s = None if l.model.encoder is None else l.encode_state(u[:{enc.n_init if enc else 0}], u[:{enc.n_init if enc else 0}] * 0.5)\n"
+            f"np.save({str(d/'p.npy')!r}, l.predict_sequence(u, chunk_sz=7, state=s))")
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     if r.returncode: raise AssertionError(f"loading the exported learner in a fresh process failed:\n{r.stderr[-3000:]}")
-    np.testing.assert_array_equal(np.load(d/'p.npy'), learn.predict_sequence(u, chunk_sz=7))
+    s = None if enc is None else learn.encode_state(u[:enc.n_init], u[:enc.n_init] * 0.5)
+    np.testing.assert_array_equal(np.load(d/'p.npy'), learn.predict_sequence(u, chunk_sz=7, state=s))
 
 # %% ../nbs/97_test_utils.ipynb #c91c2932
-def check_resume(make_model, tmp_dir=None, n_epoch:int=3):
-    "A fit stopped after its first epoch and continued by `resume_fit` ends at the weights of the uninterrupted fit"
+def check_resume(make_model, tmp_dir=None, n_epoch:int=3, **kwargs):
+    "A fit stopped after its first epoch and continued by `resume_fit` ends at the weights of the uninterrupted fit (`kwargs`: of the learner)"
     import tempfile
     from pathlib import Path
     from fastai.callback.core import CancelFitException
@@ -171,7 +181,7 @@ def check_resume(make_model, tmp_dir=None, n_epoch:int=3):
             if self.epoch == 0: raise CancelFitException()
     d = Path(tmp_dir or tempfile.mkdtemp())
     def fit(path, cbs, resume=False):
-        l = _learner(make_model, toy_dls(), seed=0, path=path)
+        l = _learner(make_model, toy_dls(), seed=0, path=path, **kwargs)
         with l.no_bar(), l.no_logging():
             if resume: l.resume_fit('ck')
             else: l.fit_flat_cos(n_epoch, lr=3e-3, cbs=cbs)

@@ -23,13 +23,14 @@ except ImportError: fcntl = None  # not on Windows: there the cache is not locke
 # %% auto #0
 __all__ = ['BENCHMARKS', 'SHA256', 'SILVERBOX_FS', 'SILVERBOX_N_INIT', 'WH_FS', 'WH_N_INIT', 'CT_FS', 'CT_N_INIT', 'EMPS_FS',
            'EMPS_N_INIT', 'CED_FS', 'CED_N_INIT', 'BOUCWEN_FS', 'BOUCWEN_N_INIT', 'BOUCWEN_TRAIN', 'WHPN_FS',
-           'WHPN_N_INIT', 'DUFFING_N_INIT', 'data_root', 'cache_dir', 'BenchmarkFiles', 'file_sha256', 'DownloadError',
-           'download_file', 'benchmark_file', 'read_signals', 'split_last', 'silverbox_dataset', 'create_dls_silverbox',
-           'wiener_hammerstein_dataset', 'create_dls_wiener_hammerstein', 'cascaded_tanks_dataset',
-           'create_dls_cascaded_tanks', 'emps_dataset', 'create_dls_emps', 'ced_dataset', 'create_dls_ced',
-           'bouc_wen_dataset', 'create_dls_bouc_wen', 'wh_process_noise_dataset', 'create_dls_wh_process_noise',
-           'simulate_duffing', 'random_phase_multisine', 'arrow_signal', 'simulated_duffing_dataset',
-           'create_dls_duffing']
+           'WHPN_N_INIT', 'DUFFING_N_INIT', 'POSITIONING_FS', 'POSITIONING_N_INIT', 'data_root', 'cache_dir',
+           'BenchmarkFiles', 'file_sha256', 'DownloadError', 'download_file', 'benchmark_file', 'read_signals',
+           'split_last', 'silverbox_dataset', 'create_dls_silverbox', 'wiener_hammerstein_dataset',
+           'create_dls_wiener_hammerstein', 'cascaded_tanks_dataset', 'create_dls_cascaded_tanks', 'emps_dataset',
+           'create_dls_emps', 'ced_dataset', 'create_dls_ced', 'bouc_wen_dataset', 'create_dls_bouc_wen',
+           'wh_process_noise_dataset', 'create_dls_wh_process_noise', 'simulate_duffing', 'random_phase_multisine',
+           'arrow_signal', 'simulated_duffing_dataset', 'create_dls_duffing', 'simulate_positioning', 'point_to_point',
+           'simulated_positioning_dataset', 'create_dls_positioning']
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #a71a2eaa
 def data_root() -> Path|None:
@@ -771,3 +772,90 @@ def create_dls_duffing(
     "DataLoaders of the simulated Duffing oscillator (n_init=50, scored in mV)"
     ds = simulated_duffing_dataset(n_train, n_valid, n_test, seed=seed, noise_std=noise_std)
     return _benchmark_dls('duffing', ds, DUFFING_N_INIT, 'mV', 1000., dict(win_sz=win_sz, stp_sz=stp_sz, bs=bs, **kwargs))
+
+# %% ../../nbs/00_data/02_benchmarks.ipynb #7c4a4715
+POSITIONING_FS = 1000. # Hz
+POSITIONING_N_INIT = 20 # as EMPS
+
+def simulate_positioning(
+    r, # reference position in metres, one value per sample
+    fs:float=POSITIONING_FS, # sampling frequency in Hz
+    m:float=95., # moving mass in kg
+    fv:float=200., # viscous friction in N s/m
+    fc:float=20., # Coulomb friction in N
+    v_coulomb:float=1e-3, # velocity (m/s) over which the Coulomb friction changes sign (tanh)
+    kp:float=1.6e4, # proportional gain of the controller in N/m
+    kd:float=1.2e3, # derivative gain in N s/m
+    substeps:int=10, # integration steps per sample
+) -> tuple:
+    "(force [T] in N, position [T] in m) of the controlled mass following `r` from rest at r[0]"
+    r = np.asarray(r, dtype=np.float64)
+    if r.ndim != 1 or len(r) < 2: raise ValueError(f"r must be 1-D with at least 2 samples, got shape {r.shape}")
+    if not np.isfinite(r).all(): raise ValueError(f"r has a non-finite value at sample {np.argwhere(~np.isfinite(r))[0, 0]}")
+    fs = _check_positive('fs', fs, 'the sampling frequency in Hz')
+    m, v_c = _check_positive('m', m, 'the mass in kg'), _check_positive('v_coulomb', v_coulomb, 'a velocity in m/s')
+    fv, fc, kp, kd = (_check_real(n, v, w) for n, v, w in [('fv', fv, 'viscous friction in N s/m'), ('fc', fc, 'Coulomb friction in N'),
+                                                          ('kp', kp, 'the gain in N/m'), ('kd', kd, 'the gain in N s/m')])
+    substeps = _check_int('substeps', substeps)
+    h, rd = 1 / fs / substeps, np.gradient(r) * fs
+    q, v, force, pos = float(r[0]), 0., np.empty(len(r)), np.empty(len(r))
+    for i in range(len(r)):
+        F = kp * (r[i] - q) + kd * (rd[i] - v)   # the controller samples q and v, its force is held over the sample
+        force[i], pos[i] = F, q
+        for _ in range(substeps):
+            v += h * (F - fv * v - fc * np.tanh(v / v_c)) / m
+            q += h * v
+    return force, pos
+
+def point_to_point(
+    n:int, # samples
+    fs:float=POSITIONING_FS, # sampling frequency in Hz
+    stroke:float=0.2, # the positions are drawn in [0, stroke] metres
+    move_s:tuple=(0.3, 1.5), # range of the duration of a move, in seconds
+    rng=None, # numpy Generator (or seed) drawing the targets and durations
+) -> np.ndarray:
+    "A reference of smooth moves (raised-cosine velocity profile) between random positions, without pauses, from 0"
+    n, fs = _check_int('n', n), _check_positive('fs', fs, 'the sampling frequency in Hz')
+    rng, out, at, pos = np.random.default_rng(rng), np.empty(n), 0, 0.
+    while at < n:
+        k = max(2, int(rng.uniform(*move_s) * fs))
+        target = rng.uniform(0, _check_positive('stroke', stroke, 'the range of positions in m'))
+        s = np.arange(1, k + 1) / k
+        seg = pos + (target - pos) * (s - np.sin(2 * np.pi * s) / (2 * np.pi))  # zero velocity at both ends
+        out[at:at + k] = seg[:n - at]; at, pos = at + k, target
+    return out
+
+# %% ../../nbs/00_data/02_benchmarks.ipynb #9e1b4f5b
+def simulated_positioning_dataset(
+    n_train:int=30_000, # samples of the training record
+    n_valid:int=10_000, # samples of the validation record
+    n_test:int=20_000, # samples of the test record
+    seed:int=0, # seed of all random draws
+    noise_std:float=1.0, # standard deviation of white noise on the measured force, in N
+) -> dict:
+    "A positioning system with an integrator, simulated from `seed`: u = force (N), y = position (m)"
+    n_train, n_valid, n_test = (_check_int(name, v) for name, v in [('n_train', n_train), ('n_valid', n_valid), ('n_test', n_test)])
+    seed = _check_int('seed', seed, 0)
+    if _check_real('noise_std', noise_std, 'a standard deviation >= 0, in N') < 0:
+        raise ValueError(f"noise_std={noise_std!r} must be a finite standard deviation >= 0 (newtons)")
+    rng = np.random.default_rng(seed)
+    def record(n, name):
+        F, q = simulate_positioning(point_to_point(n, rng=rng))
+        return Record({'u': F + rng.normal(0, noise_std, n) if noise_std else F, 'y': q}, fs=POSITIONING_FS, name=name)
+    return {'train': [record(n_train, 'train')], 'valid': [record(n_valid, 'valid')], 'test': [record(n_test, 'test')]}
+
+@delegates(create_dls, but=list(_FIXED))
+def create_dls_positioning(
+    seed:int=0, # seed of all random draws
+    n_train:int=30_000, # samples of the training record
+    n_valid:int=10_000, # samples of the validation record
+    n_test:int=20_000, # samples of the test record
+    noise_std:float=1.0, # standard deviation of the force's noise, in N
+    win_sz:int=500, # samples per window
+    stp_sz:int=10, # samples between training window starts
+    bs:int=16, # windows per batch
+    **kwargs, # further arguments of `create_dls` (sub_seq_len, valid_stp_sz, n_batches_train, num_workers, ...)
+) -> SeqDataLoaders:
+    "DataLoaders of the simulated positioning system (n_init=20, scored in mm)"
+    ds = simulated_positioning_dataset(n_train, n_valid, n_test, seed=seed, noise_std=noise_std)
+    return _benchmark_dls('positioning', ds, POSITIONING_N_INIT, 'mm', 1000., dict(win_sz=win_sz, stp_sz=stp_sz, bs=bs, **kwargs))

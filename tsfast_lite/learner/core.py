@@ -19,7 +19,7 @@ from fastai.callback.progress import ProgressCallback
 from fastai.learner import Learner
 from fastai.torch_core import rank_distrib
 from ..models.rnn import *
-from ..models.encoder import StateEncoder
+from ..models.encoder import StateEncoder, LstsqState
 from ..data.loaders import *
 from .metrics import *
 from .tbptt import *
@@ -197,17 +197,20 @@ def _check_count(name, v, low=0):
         raise ValueError(f"{name}={v!r} must be a {'non-negative' if low == 0 else 'positive'} integer")
     return int(v)
 
+_ENCODERS = "None, True, a number of samples, 'lstsq', a StateEncoder or a LstsqState"
+
 def _make_encoder(encoder, dls, sub_seq_len):
-    "None, or a `StateEncoder` from `encoder` (True: the DataLoaders' n_init; an int: n_init; or an instance)"
+    "None, or a `StateEncoder` / `LstsqState` from `encoder` (True or 'lstsq': the DataLoaders' n_init; an int: n_init; or an instance)"
     if encoder is None or encoder is False: return None
-    if encoder is True:
+    if encoder is True or (isinstance(encoder, str) and encoder == 'lstsq'):
         n = getattr(dls, 'n_init', 0) or 0
-        if n < 1: raise ValueError("encoder=True takes n_init from the DataLoaders, which have n_init=0; pass "
-                                   "encoder=<number of samples> instead")
-        encoder = StateEncoder(n)
+        if n < 1: raise ValueError(f"encoder={encoder!r} takes n_init from the DataLoaders, which have n_init=0; pass "
+                                   + ("encoder=<number of samples>" if encoder is True else "encoder=LstsqState(<number of samples>)")
+                                   + " instead")
+        encoder = StateEncoder(n) if encoder is True else LstsqState(n)
     elif _is_int(encoder): encoder = StateEncoder(encoder)
-    elif not isinstance(encoder, StateEncoder):
-        raise ValueError(f"encoder={encoder!r} must be None, True, a number of samples or a StateEncoder")
+    elif not isinstance(encoder, (StateEncoder, LstsqState)):
+        raise ValueError(f"encoder={encoder!r} must be {_ENCODERS}")
     limit, what = (sub_seq_len, 'sub_seq_len') if sub_seq_len is not None else (dls.win_sz, 'win_sz')
     if encoder.n_init >= limit:
         raise ValueError(f"the encoder's n_init={encoder.n_init} must be smaller than {what}={limit}: the model predicts "
@@ -225,7 +228,7 @@ def seq_learner(
     grad_clip:float|None=None, # clip the gradient norm of every update to this value
     opt_func=default_opt_func, # optimizer constructor
     cbs=None, # extra callbacks
-    encoder=None, # learned initial state: True (n_init from the DataLoaders), a number of samples, or a `StateEncoder`
+    encoder=None, # each window's initial state from its first n_init samples: True or a number of samples (a learned `StateEncoder`), 'lstsq' (`LstsqState`), or an instance
     **kwargs # passed to `Learner` (lr, wd, path, model_dir, ...)
 ) -> SeqLearner:
     "A fastai Learner for any model with explicit state on `dls`: a `TbpttLearner` when the DataLoaders have sub-windows"

@@ -64,6 +64,12 @@ def LRULearner(
     return seq_learner(dls, model, **kwargs)
 
 # %% ../../nbs/02_learner/06_families.ipynb #fa3c0012
+def _bla(dls, nx:int, fit_bla_on_train:bool, integrators:int):
+    "The BLA of the training records (`fit_bla`), or None for a random start (which has no integrators)"
+    if fit_bla_on_train: return fit_bla(*dls_records(dls, 'train'), nx=nx, integrators=integrators)
+    if integrators: raise ValueError(f"integrators={integrators!r} holds poles of the BLA at 1; it needs fit_bla_on_train=True")
+    return None
+
 def LinearSSLearner(
     dls, # from `create_dls` or a benchmark's `create_dls_*`
     nx:int=8, # state dimension of the linear part
@@ -71,13 +77,14 @@ def LinearSSLearner(
     hidden_size:int=32, # units of the residual
     head_gain:float=30., # gain of the residual's zero-initialised output layer
     fit_bla_on_train:bool=True, # initialise the linear part at the BLA of the training records (else random stable)
+    integrators:int=0, # poles of the BLA held at exactly 1 (`fit_bla`): for outputs that integrate, e.g. a position
     **kwargs # passed to `seq_learner`: n_skip, k2, loss_func, metrics, grad_clip, encoder, cbs, lr, ...
 ):
     "A Learner for `LinearSS` on `dls`, its linear part initialised at the best linear approximation of the training records"
     nx = _check_pos_int('nx', nx)
     if residual not in _residuals:  # before the fit, which takes seconds
         raise ValueError(f"residual={residual!r} is not supported; valid values are {list(_residuals)}")
-    bla = fit_bla(*dls_records(dls, 'train'), nx=nx) if fit_bla_on_train else None
+    bla = _bla(dls, nx, fit_bla_on_train, integrators)
     model = LinearSS(len(dls.u_names), len(dls.y_names), nx, residual, hidden_size, bla=bla, head_gain=head_gain)
     return seq_learner(dls, model, **kwargs)
 
@@ -92,12 +99,13 @@ def NonlinearSSLearner(
     degree:int=3, # highest degree of the polynomials
     bound:float=5., # the polynomial f sees [x, u] clamped to +-bound (normalised units)
     fit_bla_on_train:bool=True, # start at the best linear approximation of the training records (else random stable)
+    integrators:int=0, # poles of the BLA at exactly 1 (`fit_bla`); A is free, so training may move them
     **kwargs # passed to `seq_learner`: n_skip, k2, loss_func, metrics, grad_clip, encoder, cbs, lr, ...
 ):
     "A Learner for `NonlinearSS` on `dls`, starting exactly at the best linear approximation of the training records"
     n_u, n_y = len(dls.u_names), len(dls.y_names)
     NonlinearSS(n_u, n_y, nx, f, h, hidden_size, num_layers, degree, bound=bound)  # the arguments checked before the fit, which takes seconds
-    bla = fit_bla(*dls_records(dls, 'train'), nx=nx) if fit_bla_on_train else None
+    bla = _bla(dls, nx, fit_bla_on_train, integrators)
     return seq_learner(dls, NonlinearSS(n_u, n_y, nx, f, h, hidden_size, num_layers, degree, bla=bla, bound=bound), **kwargs)
 
 # %% ../../nbs/02_learner/06_families.ipynb #fa3c0018

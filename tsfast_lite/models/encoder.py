@@ -12,7 +12,7 @@ from torch import nn
 from .rnn import _map_state
 
 # %% auto #0
-__all__ = ['state_numel', 'StateEncoder']
+__all__ = ['state_numel', 'StateEncoder', 'LstsqState']
 
 # %% ../../nbs/01_models/04_encoder.ipynb #9c12383c
 def _flat_state(state) -> list:
@@ -78,3 +78,44 @@ class StateEncoder(nn.Module):
         return _unflatten_state(self.spec, flat, u.shape[0])[0]
 
     def extra_repr(self): return f'n_init={self.n_init}'
+
+# %% ../../nbs/01_models/04_encoder.ipynb #b9a9795a
+class LstsqState(nn.Module):
+    "The state after the first `n_init` samples by least squares through the model's linear part (`lstsq_basis`): no parameters"
+    uses_model = True # called as `estimator(u, y, model)` (`SimModel.encode_state`)
+    def __init__(self,
+                 n_init:int, # samples read at each window start (not predicted by the model)
+                 n_iter:int=1, # Gauss-Newton steps (1 is exact for a linear model)
+                 rtol:float=1e-6, # singular values of the observability matrix below rtol x the largest are dropped
+                ):
+        super().__init__()
+        for nm, v in dict(n_init=n_init, n_iter=n_iter).items():
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{nm}={v!r} must be a positive integer")
+        if isinstance(rtol, bool) or not isinstance(rtol, (int, float, np.number)) or not 0 < rtol < 1:
+            raise ValueError(f"rtol={rtol!r} must be a number between 0 and 1 (exclusive)")
+        self.n_init, self.n_iter, self.rtol = int(n_init), int(n_iter), float(rtol)
+
+    def build(self, model:nn.Module, n_u:int, n_y:int):
+        "Check that `model` has a linear part to estimate its state through"
+        if not callable(getattr(model, 'lstsq_basis', None)):
+            raise ValueError(f"{type(model).__name__} has no linear part to estimate its initial state by least squares "
+                             "(no `lstsq_basis` method; LinearSS and NonlinearSS have one): use encoder=True, a learned "
+                             "encoder, instead")
+        self.n_u, self.n_y = n_u, n_y
+        return self
+
+    def forward(self, u, y, model:nn.Module):
+        "The state of `model` after `u` [bs, n_init, n_u] and `y` [bs, n_init, n_y] (both normalised)"
+        if u.shape[1] != self.n_init or y.shape[1] != self.n_init:
+            raise ValueError(f"the estimator reads n_init={self.n_init} samples; got u with {u.shape[1]} and y with {y.shape[1]}")
+        O, to_state = model.lstsq_basis(self.n_init)
+        P = torch.linalg.pinv(O.reshape(-1, O.shape[-1]).double(), rtol=self.rtol).to(y.dtype)   # [n_s, n * n_y]
+        v, state = None, None
+        for _ in range(self.n_iter):
+            r = (y - model(u, state)[0]).reshape(len(y), -1)
+            v = r @ P.T if v is None else v + r @ P.T
+            state = to_state(v)
+        return model(u, state)[1]
+
+    def extra_repr(self): return f'n_init={self.n_init}, n_iter={self.n_iter}'

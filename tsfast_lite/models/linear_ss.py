@@ -6,6 +6,7 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/01_models/linear_ss.html.md"""
 
 # %% ../../nbs/01_models/03_linear_ss.ipynb #8d2b5562
 from __future__ import annotations
+import warnings
 import numpy as np
 import torch
 from torch import nn
@@ -15,7 +16,7 @@ from .rnn import ScaledLinear
 from .lru import linear_scan, _check_pos_int, _state_mismatch
 
 # %% auto #0
-__all__ = ['simulate_ss', 'fit_bla', 'dls_records', 'LinearSS']
+__all__ = ['INTEGRATOR_TOL', 'simulate_ss', 'fit_bla', 'dls_records', 'LinearSS']
 
 # %% ../../nbs/01_models/03_linear_ss.ipynb #2318dd82
 def simulate_ss(A, B, C, D, u, x0=None) -> np.ndarray:
@@ -52,10 +53,21 @@ def _subspace_AC(us, ys, nx:int, i:int) -> tuple:
     return A, G[:n_y]
 
 # %% ../../nbs/01_models/03_linear_ss.ipynb #7f10c00c
-def _real_modal(A, C) -> tuple:
-    "(A, C) in real modal form: unstable poles reflected (lam -> 1/conj(lam)), one block per real pole or conjugate pair, by frequency"
+def _pin_integrators(lam, integrators:int):
+    "`lam` with the `integrators` real poles nearest to 1 set to exactly 1 (a ValueError if there are fewer real poles)"
+    real = [k for k in range(len(lam)) if lam[k].imag == 0]
+    if len(real) < integrators:
+        raise ValueError(f"integrators={integrators} needs as many real poles, but the identified A of order {len(lam)} has "
+                         f"{len(real)} (poles {np.round(lam, 6).tolist()}): use a larger nx or fewer integrators")
+    lam = lam.copy()
+    lam[sorted(real, key=lambda k: abs(lam[k] - 1))[:integrators]] = 1.
+    return lam
+
+def _real_modal(A, C, integrators:int=0) -> tuple:
+    "(A, C) in real modal form: unstable poles reflected (lam -> 1/conj(lam)), `integrators` real poles set to 1, one block per real pole or conjugate pair, by frequency"
     lam, V = np.linalg.eig(A)
     lam = np.where(np.abs(lam) > 1, 1 / np.conj(lam), lam)
+    if integrators: lam = _pin_integrators(lam, integrators)
     # LAPACK returns real poles with imag exactly 0 and each conjugate pair as (a+ib, a-ib): keep one of each
     keep = sorted((k for k in range(len(lam)) if lam[k].imag >= 0), key=lambda k: (abs(np.angle(lam[k])), -abs(lam[k])))
     cols, Am, j = [], np.zeros_like(A, dtype=np.float64), 0
@@ -136,15 +148,31 @@ def _as_records(u_list, y_list) -> tuple:
         if not (np.isfinite(u).all() and np.isfinite(y).all()): raise ValueError(f"record {k} holds NaN or infinite values")
     return us, ys
 
+INTEGRATOR_TOL = 0.01 # a pole outside the unit circle this close to 1 is an integrator's, moved by the reflection
+
+def _warn_moved_integrators(lam, integrators:int):
+    "Warn when reflecting the poles outside the unit circle moves one at 1 (within `INTEGRATOR_TOL`) that is not pinned"
+    near = sorted((l for l in lam if abs(l) > 1 and abs(l - 1) < INTEGRATOR_TOL), key=lambda l: abs(l - 1))
+    moved = [l for l in near if l.imag == 0][integrators:] + [l for l in near if l.imag != 0]
+    if moved:
+        fmt = lambda l: f"{l.real:.6g}" if l.imag == 0 else f"{l:.6g}"
+        warnings.warn(f"fit_bla moved the pole(s) {[fmt(l) for l in moved]} just outside the unit circle at 1 (an "
+                      f"integrator?) inside it, to {[fmt(1 / np.conj(l)) for l in moved]}: the model then forgets what "
+                      f"the data integrate; fit_bla(..., integrators={integrators + len(moved)}) keeps them at exactly 1",
+                      stacklevel=3)
+
 def fit_bla(u_list, # input records, each [T, n_u] (normalised); a 1-D array is one input
             y_list, # output records, each [T, n_y] (normalised), as many and as long as the inputs
             nx:int=8, # state dimension of the linear model
             n_block:int|None=None, # block rows of the Hankel matrices (default 2*ceil(nx/n_y)); > nx/n_y
             feedthrough:bool=True, # estimate D (else D = 0)
+            integrators:int=0, # real poles set to exactly 1 (the nearest to 1): integrating dynamics, e.g. a position
            ) -> tuple:
-    "Best linear approximation (A, B, C, D) by subspace identification: stable, real modal form, float64"
+    "Best linear approximation (A, B, C, D) by subspace identification: stable (or `integrators` poles at 1), real modal form, float64"
     us, ys = _as_records(u_list, y_list)
     nx = _check_pos_int('nx', nx)
+    if isinstance(integrators, bool) or not isinstance(integrators, (int, np.integer)) or not 0 <= integrators <= nx:
+        raise ValueError(f"integrators={integrators!r} must be an integer from 0 to nx={nx} (poles set to exactly 1)")
     n_u, n_y = us[0].shape[1], ys[0].shape[1]
     min_block = -(-nx // n_y) + 1                                    # (n_block - 1) * n_y >= nx for the shift equation
     n_block = max(2 * (-(-nx // n_y)), min_block) if n_block is None else _check_pos_int('n_block', n_block)
@@ -155,7 +183,9 @@ def fit_bla(u_list, # input records, each [T, n_u] (normalised); a 1-D array is 
         raise ValueError(f"The records are too short for fit_bla(nx={nx}, n_block={n_block}): they give {n_cols} Hankel "
                          f"columns and {n_rows} are needed (records of {[len(u) for u in us][:5]} samples); use longer "
                          f"records or a smaller nx")
-    A, C = _real_modal(*_subspace_AC(us, ys, nx, n_block))
+    A, C = _subspace_AC(us, ys, nx, n_block)
+    _warn_moved_integrators(np.linalg.eigvals(A), int(integrators))
+    A, C = _real_modal(A, C, int(integrators))
     B, D = _fit_BD(A, C, us, ys, feedthrough)
     B, C = _normalise_states(A, B, C, us)
     return A, B, C, D
@@ -180,7 +210,7 @@ def dls_records(dls, split:str='train') -> tuple:
 _residuals = ('gru', 'mlp', None)
 
 def _modal_from_bla(bla, n_u:int, n_y:int, nx:int) -> tuple:
-    "Poles lam [nx] and modal B~ [nx, n_u], C~ [n_y, nx] (complex), D [n_y, n_u] from a real (A, B, C, D)"
+    "Poles lam [nx] and modal B~ [nx, n_u], C~ [n_y, nx] (complex), D [n_y, n_u] from a real (A, B, C, D); poles at 1 are exactly 1"
     if not isinstance(bla, (tuple, list)) or len(bla) != 4:
         raise ValueError(f"bla must be a tuple (A, B, C, D), got {type(bla).__name__}")
     A, B, C, D = (np.asarray(m, dtype=np.float64) for m in bla)
@@ -196,6 +226,7 @@ def _modal_from_bla(bla, n_u:int, n_y:int, nx:int) -> tuple:
     if np.linalg.cond(V) > 1e8:
         raise ValueError(f"bla's A is not diagonalisable (its eigenvectors have condition number {np.linalg.cond(V):.3g}); "
                          "LinearSS runs the linear part in modal coordinates")
+    lam = np.where(np.abs(lam - 1) < 1e-9, 1., lam)                  # an integrator (fit_bla's `integrators`)
     return lam, np.linalg.solve(V, B.astype(complex)), C @ V, D   # numpy's eigenvectors have unit norm
 
 def _random_modal(n_u:int, n_y:int, nx:int, r_min:float=.8, r_max:float=.99) -> tuple:
@@ -226,6 +257,8 @@ class LinearSS(nn.Module):
         lam, Bm, Cm, D = _random_modal(n_u, n_y, nx) if bla is None else _modal_from_bla(bla, n_u, n_y, nx)
         par = lambda a: nn.Parameter(torch.tensor(np.array(a, dtype=np.float32)))  # a copy: `.imag` of a real array is read-only
         self.nu_log = par(np.log(-np.log(np.clip(np.abs(lam), 1e-6, 1 - 1e-6))))  # |lam| = exp(-exp(nu_log)) < 1
+        # poles at exactly 1 (integrators, from a BLA with them) stay there: trained B and C, fixed pole
+        self.register_buffer('integrator', torch.as_tensor(lam == 1))
         self.theta = par(np.angle(lam))
         self.B_re, self.B_im, self.C_re, self.C_im = par(Bm.real), par(Bm.imag), par(Cm.real), par(Cm.imag)
         self.D = par(D)
@@ -240,8 +273,31 @@ class LinearSS(nn.Module):
             with torch.no_grad(): last.weight.zero_(); last.bias.zero_()  # the model starts exactly at the BLA
 
     def lam(self) -> torch.Tensor:
-        "The poles lam = exp(-exp(nu_log) + i theta), complex [nx], |lam| < 1"
-        return torch.polar(torch.exp(-torch.exp(self.nu_log)), self.theta)
+        "The poles lam = exp(-exp(nu_log) + i theta), complex [nx], |lam| < 1; exactly 1 for the integrator modes"
+        lam = torch.polar(torch.exp(-torch.exp(self.nu_log)), self.theta)
+        return torch.where(self.integrator, torch.ones_like(lam), lam) if self.integrator.any() else lam
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a state saved before integrators existed has none
+        if prefix + 'nu_log' in state_dict and prefix + 'integrator' not in state_dict:
+            state_dict[prefix + 'integrator'] = torch.zeros(state_dict[prefix + 'nu_log'].shape, dtype=torch.bool)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def __setstate__(self, state):  # a model pickled before integrators existed
+        super().__setstate__(state)
+        if 'integrator' not in self._buffers:
+            self.register_buffer('integrator', torch.zeros(self.nu_log.shape, dtype=torch.bool, device=self.nu_log.device))
+
+    def lstsq_basis(self, n:int) -> tuple:
+        "(O [n, n_y, 2 nx], to_state): the outputs' response to the real and imaginary parts of the initial modal state (`LstsqState`)"
+        lam = self.lam()
+        P = torch.cat([torch.ones_like(lam)[None], lam.expand(n - 1, -1)]).cumprod(0)   # lam^t      [n, nx]
+        CP = torch.complex(self.C_re, self.C_im)[None] * P[:, None, :]                    # C~ lam^t   [n, n_y, nx]
+        O = torch.cat([CP.real, -CP.imag], -1)                                            # Re(C~ lam^t z) = [Re, -Im] [z_re; z_im]
+        def to_state(v):
+            z = torch.stack([v[:, :self.nx], v[:, self.nx:]], -1)
+            return (z,) + ((v.new_zeros(len(v), 1, self.hidden_size),) if self.residual == 'gru' else ())
+        return O, to_state
 
     def _check_state(self, state, bs:int):
         shapes = [(bs, self.nx, 2)] + ([(bs, 1, self.hidden_size)] if self.residual == 'gru' else [])

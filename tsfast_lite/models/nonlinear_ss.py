@@ -124,8 +124,33 @@ class NonlinearSS(nn.Module):
         A, B, C, D = _random_ss(n_u, n_y, nx) if bla is None else _check_bla(bla, n_u, n_y, nx)
         par = lambda a: nn.Parameter(torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32))
         self.A, self.B, self.C, self.D = par(A), par(B), par(C), par(D)
+        # a state whose row of A is exactly e_k (an integrator from `fit_bla(..., integrators=...)`) keeps that row:
+        # x_k+ = x_k + (B u + f(x, u))_k accumulates whatever training makes of its drive
+        self.register_buffer('integrator', torch.as_tensor((np.abs(A - np.eye(nx)) == 0).all(1)))
         self.f_net = _residual(f, nx + n_u, nx, hidden_size, num_layers, degree)
         self.h_net = _residual(h, nx + n_u, n_y, hidden_size, num_layers, degree)
+
+    def effective_A(self) -> torch.Tensor:
+        "A, with the rows of the integrator states held at e_k"
+        if not self.integrator.any(): return self.A
+        return torch.where(self.integrator[:, None], torch.eye(self.nx, dtype=self.A.dtype, device=self.A.device), self.A)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a state saved before integrators existed has none
+        if prefix + 'A' in state_dict and prefix + 'integrator' not in state_dict:
+            state_dict[prefix + 'integrator'] = torch.zeros(len(state_dict[prefix + 'A']), dtype=torch.bool)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def __setstate__(self, state):  # a model pickled before integrators existed
+        super().__setstate__(state)
+        if 'integrator' not in self._buffers:
+            self.register_buffer('integrator', torch.zeros(len(self.A), dtype=torch.bool, device=self.A.device))
+
+    def lstsq_basis(self, n:int) -> tuple:
+        "(O [n, n_y, nx], to_state): C A^t, the linear part's output response to the initial state (`LstsqState`)"
+        rows, M, A = [self.C], self.C, self.effective_A()
+        for _ in range(n - 1): M = M @ A; rows.append(M)
+        return torch.stack(rows), lambda v: v
 
     def _check_state(self, state, bs):
         if not isinstance(state, torch.Tensor) or tuple(state.shape) != (bs, self.nx):
@@ -141,7 +166,7 @@ class NonlinearSS(nn.Module):
             W0 = lin[0].weight
             drive = (drive + lin[-1].bias).unbind(1)                   # the last layer's bias joins B u_t
             pre = (u @ W0[:, self.nx:].T + lin[0].bias).unbind(1)      # the first layer's input part  [bs, hidden] per t
-            AT, W0x = self.A.T, W0[:, :self.nx].T
+            AT, W0x = self.effective_A().T, W0[:, :self.nx].T
             mid = [(l.weight.T, l.bias) for l in lin[1:-1]]
             last = lin[-1].weight.T
             for t in range(T):
@@ -150,12 +175,12 @@ class NonlinearSS(nn.Module):
                 for W, b in mid: a = torch.tanh(torch.addmm(b, a, W))
                 x = torch.addmm(torch.addmm(drive[t], x, AT), a, last)
         elif self.f == 'poly':
-            mono, E, b, AT, ut, drive = self.f_net[0], self.f_net[1].weight.T, self.bound, self.A.T, u.unbind(1), drive.unbind(1)
+            mono, E, b, AT, ut, drive = self.f_net[0], self.f_net[1].weight.T, self.bound, self.effective_A().T, u.unbind(1), drive.unbind(1)
             for t in range(T):
                 xs.append(x)
                 x = torch.addmm(torch.addmm(drive[t], x, AT), mono(torch.cat([x, ut[t]], -1).clamp(-b, b)), E)
         else:
-            AT, drive = self.A.T, drive.unbind(1)
+            AT, drive = self.effective_A().T, drive.unbind(1)
             for t in range(T): xs.append(x); x = torch.addmm(drive[t], x, AT)
         return torch.stack(xs, 1), x
 
@@ -183,7 +208,7 @@ class NonlinearSS(nn.Module):
         x = u.new_zeros(bs, self.nx) if state is None else state
         f_params = tuple(self.f_net.parameters()) if self.f_net is not None else ()
         if torch.is_grad_enabled() and any(p.requires_grad for p in (x, u, self.A, self.B, *f_params)):
-            X, x = _StateScan.apply(self, x, u, self.A, self.B, *f_params)
+            X, x = _StateScan.apply(self, x, u, self.effective_A(), self.B, *f_params)
         else: X, x = self._loop(x, u)                                  # x_t, the state before u_t     [bs, T, nx]
         y = X @ self.C.T + u @ self.D.T
         if self.h_net is not None: y = y + self.h_net(torch.cat([X, u], -1))

@@ -85,7 +85,7 @@ class RNN(nn.Module):
 class SimModel(nn.Module):
     "`model` mapping normalised inputs to physical outputs: y = model(u_norm) * y_std + y_mean (or less `y_offset`)"
     def __init__(self, model:nn.Module, u_mean, u_std, y_mean, y_std,
-                 encoder:nn.Module|None=None, # optional learned initial state: `encoder(u_norm, y_norm) -> state`
+                 encoder:nn.Module|None=None, # optional initial state: `encoder(u_norm, y_norm) -> state` (learned), or `LstsqState`
                  y_offset=0., # per output: 0, or its exact mean, kept out of the float32 outputs (`NormStats.offset`)
                 ):
         super().__init__()
@@ -124,7 +124,9 @@ class SimModel(nn.Module):
     def encode_state(self, u, y):
         "The state after the samples `u` (normalised) and `y` (physical units less `y_offset`) [bs, n_init, .], from the encoder"
         if getattr(self, 'encoder', None) is None: raise ValueError("This model has no initial-state encoder")
-        return self.encoder(u, (y - self.y_shift) / self.y_std)
+        yn = (y - self.y_shift) / self.y_std
+        # an estimator without parameters of its own (`LstsqState`) works through the model it estimates the state of
+        return self.encoder(u, yn, self.model) if getattr(self.encoder, 'uses_model', False) else self.encoder(u, yn)
 
     def forward(self, u, state=None):
         y, state = self.model(u, state)
