@@ -12,12 +12,15 @@ times one training update (forward over a sub-window, backward, AdamW step) of:
   x = A x + B u_t + f([x, u_t]) with `f` an `nn.Sequential` called on the concatenation;
 - `compiled mlp` (with `--compile`): the lite loop with its step function compiled by `torch.compile`.
 
-Every variant gets the same input (bs 16, sub-window 250, Silverbox's one input and output), rounds alternate between
-the variants, and the table gives the median time per update over rounds and its ratio to the LSTM measured in the
-same rounds (the median of within-round ratios).
+Every variant gets the same input (sub-window 250, Silverbox's one input and output) at each batch size of `--bs`,
+rounds alternate between the variants, and the table gives the median time per update over rounds, the training
+samples per second it makes, its ratio to the LSTM and its speed-up over the plain loop (`bare`) measured in the same
+rounds (medians of within-round ratios), and the fraction of the FLOP floor it reaches: the model's multiply-adds per
+sample (forward, and twice that for the backward) at the rate this CPU runs a [bs, 64] x [64, 64] matrix product
+(measured at the start of the run, `floor GFLOP/s` in the heading).
 
-    python benchmarks/bench_nonlinear_ss.py                  # torch's default threads, 7 rounds of 20 updates
-    python benchmarks/bench_nonlinear_ss.py --threads 1 --compile --append   # writes benchmarks/results/speed_nonlinear_ss.md
+    python benchmarks/bench_nonlinear_ss.py                  # torch's default threads, bs 16, 7 rounds of 20 updates
+    python benchmarks/bench_nonlinear_ss.py --threads 1 --bs 16 256 --rounds 7 --updates 4   # writes benchmarks/results/speed_nonlinear_ss.md
 """
 from __future__ import annotations
 import argparse, platform, statistics, sys, time
@@ -107,6 +110,24 @@ def make_variants(args) -> dict:
     return v
 
 
+def macs_per_sample(m) -> int:
+    "Multiply-adds of one step of a NonlinearSS's state update and output (its f MLP or polynomial, A, B, C, D)"
+    n = m.nx * m.nx + m.nx * m.n_u + m.n_y * (m.nx + m.n_u)
+    if m.f_net is not None: n += sum(l.weight.numel() for l in m.f_net if isinstance(l, nn.Linear))
+    return n
+
+
+def gemm_gflops(bs:int, n:int=64, reps:int=200) -> float:
+    "GFLOP/s of a [bs, n] x [n, n] matrix product on this CPU (median of 5 timings): the rate the model's products could reach"
+    a, b = torch.randn(bs, n), torch.randn(n, n)
+    ts = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(reps): a @ b
+        ts.append((time.perf_counter() - t0) / reps)
+    return 2 * bs * n * n / statistics.median(ts) / 1e9
+
+
 def time_updates(model, opt, u, y, n:int) -> float:
     "Seconds per update, mean over `n` updates (forward, MSE, backward, AdamW step)"
     t0 = time.perf_counter()
@@ -121,31 +142,48 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--threads', type=int, default=None, help="torch threads (default: torch's own choice)")
     p.add_argument('--rounds', type=int, default=7); p.add_argument('--updates', type=int, default=20)
-    p.add_argument('--bs', type=int, default=16); p.add_argument('--sub-seq-len', type=int, default=250)
+    p.add_argument('--bs', type=int, nargs='+', default=[16], help='batch sizes, each its own table')
+    p.add_argument('--sub-seq-len', type=int, default=250)
     p.add_argument('--compile', action='store_true', help='also time the lite MLP loop with a torch.compile-d step')
     p.add_argument('--out', default=str(ROOT/'benchmarks'/'results'/'speed_nonlinear_ss.md'), help='markdown file written')
     p.add_argument('--append', action='store_true', help='append to --out (another thread setting) instead of replacing it')
     a = p.parse_args()
     if a.threads is not None: torch.set_num_threads(a.threads)
-    u, y = torch.randn(a.bs, a.sub_seq_len, 1), torch.randn(a.bs, a.sub_seq_len, 1)
-    variants = make_variants(a)
-    opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4) for k, m in variants.items()}
-    for k, m in variants.items(): time_updates(m, opts[k], u, y, 3)  # warm-up (and compilation)
-    times = {k: [] for k in variants}
-    for _ in range(a.rounds):
-        for k, m in variants.items(): times[k].append(time_updates(m, opts[k], u, y, a.updates))
-    lines = [f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {platform.machine()}, "
-             f"bs {a.bs}, sub-window {a.sub_seq_len}, {a.rounds} rounds of {a.updates} updates", '',
-             '| model | ms per update (median) | ratio to LSTM (median of within-round ratios) |', '|---|---:|---:|']
-    for k, ts in times.items():
-        ratio = statistics.median(t / l for t, l in zip(ts, times['lstm']))
-        lines.append(f"| {k} | {1e3 * statistics.median(ts):.1f} | {ratio:.2f} |")
-    text = '\n'.join(lines) + '\n'
+    text = '\n'.join(run(a, bs) for bs in a.bs)
     print(text)
     out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
     mode = 'a' if out.exists() and a.append else 'w'
     with out.open(mode) as f: f.write(('\n' if mode == 'a' else '') + text)
     print(f"written: {out}")
+
+
+def run(a, bs:int) -> str:
+    "The table of one batch size"
+    u, y = torch.randn(bs, a.sub_seq_len, 1), torch.randn(bs, a.sub_seq_len, 1)
+    variants = make_variants(a)
+    opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4) for k, m in variants.items()}
+    for k, m in variants.items(): time_updates(m, opts[k], u, y, 3)  # warm-up (and compilation)
+    gf = gemm_gflops(bs)
+    times = {k: [] for k in variants}
+    for _ in range(a.rounds):
+        for k, m in variants.items(): times[k].append(time_updates(m, opts[k], u, y, a.updates))
+    lines = [f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {platform.machine()}, "
+             f"bs {bs}, sub-window {a.sub_seq_len}, {a.rounds} rounds of {a.updates} updates, floor GFLOP/s {gf:.1f}", '',
+             '| model | ms per update (median) | samples/s | ratio to LSTM | speed-up over bare | % of FLOP floor |',
+             '|---|---:|---:|---:|---:|---:|']
+    for k, ts in times.items():
+        ratio = statistics.median(t / l for t, l in zip(ts, times['lstm']))
+        fam = k.split()[-3] if k != 'lstm' else None
+        bare = f"bare {fam} " + ' '.join(k.split()[-2:]) if fam else None
+        up = f"{statistics.median(b / t for t, b in zip(ts, times[bare])):.2f}" if bare in times else ''
+        m = variants.get(f"lite {fam} " + ' '.join(k.split()[-2:])) if fam else None   # the model each variant runs
+        floor = ''
+        if m is not None:
+            flops = 3 * 2 * macs_per_sample(m) * bs * a.sub_seq_len   # forward, and twice it backward
+            floor = f"{100 * flops / statistics.median(ts) / 1e9 / gf:.1f}"
+        sps = bs * a.sub_seq_len / statistics.median(ts)
+        lines.append(f"| {k} | {1e3 * statistics.median(ts):.1f} | {sps:,.0f} | {ratio:.2f} | {up} | {floor} |")
+    return '\n'.join(lines) + '\n'
 
 
 if __name__ == '__main__': main()

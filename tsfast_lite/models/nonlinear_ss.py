@@ -62,12 +62,48 @@ def _random_ss(n_u, n_y, nx):
     r = np.random.uniform(.5, .95, nx)
     return np.diag(r), np.random.randn(nx, n_u) * np.sqrt((1 - r**2) / n_u)[:, None], np.random.randn(n_y, nx) / np.sqrt(nx), np.zeros((n_y, n_u))
 
+def _mlp_adjoint(m, X, u, A, B, sig, f_params, dX, g, need_u:bool) -> tuple:
+    "Gradients (x0, u, A, B, f's parameters) of the MLP state update by vector-Jacobian products, one step after the other"
+    # per step a handful of [bs, hidden] products, never the Jacobian df/dz ([bs, T, nx, nx+n_u], nx times the MLP's
+    # work). `sig[l][t]` is hidden layer l's s = sigmoid(2 z) at step t (kept by the forward loop): tanh(z) = 2 s - 1,
+    # tanh'(z) = 4 s (1 - s). Each weight's gradient is accumulated step by step while the step's tensors are in cache
+    (bs, T, nx), L = X.shape, len(sig)
+    Ws = [l.weight for l in m.f_net if isinstance(l, nn.Linear)]        # [out, in] each
+    W4 = [4 * W for W in Ws[:-1]]                                       # the hidden layers' weights, tanh's 4 folded in
+    W4x, sb = W4[0][:, :nx], torch.ops.aten.sigmoid_backward
+    Z, dXt = torch.cat([X, u], -1).transpose(0, 1), dX.transpose(0, 1)  # [T, bs, .] views
+    S, E = [torch.zeros_like(W) for W in Ws], [W.new_zeros(W.shape[0]) for W in Ws]   # sum of e^T (layer input), of e
+    G, e0s = X.new_empty(T, bs, nx), []
+    for t in range(T - 1, -1, -1):                                      # g_t = dX_t + g_{t+1} (A + df/dx_t)
+        G[t] = g                                                        # dL/dx_{t+1}, the gradient at step t's output
+        S[L].addmm_(g.T, sig[L - 1][t])
+        d = g @ Ws[-1]
+        for l in range(L - 1, -1, -1):
+            e = sb(d, sig[l][t])                                        # d s (1 - s): a quarter of the delta at z_l
+            E[l].add_(e.sum(0))
+            if l: S[l].addmm_(e.T, sig[l - 1][t]); d = e @ W4[l]
+            else: S[0].addmm_(e.T, Z[t])
+        if need_u: e0s.append(e)
+        g = torch.addmm(torch.addmm(dXt[t], g, A), e, W4x)
+    flat = lambda t: t.reshape(T * bs, t.shape[-1])
+    Gf, Xf, uf = flat(G), flat(X.transpose(0, 1)), flat(u.transpose(0, 1))
+    E[L] = Gf.sum(0)
+    # layer l > 0 reads 2 s - 1: e^T (2 s - 1) = 2 e^T s - (sum e) 1^T; the hidden layers' deltas are 4 e
+    d_f = []
+    for l in range(L + 1):
+        w = 1. if l == L else 4.
+        d_f += [S[l] * w if l == 0 else (2 * w) * S[l] - (w * E[l])[:, None], E[l] * w]
+    du = None
+    if need_u: du = (G @ B + torch.stack(e0s[::-1]) @ W4[0][:, nx:]).transpose(0, 1)
+    return g, du, (Xf.T @ Gf).T, (uf.T @ Gf).T, *d_f
+
 class _StateScan(torch.autograd.Function):
     "x_{t+1} = A x_t + B u_t + f(x_t, u_t): the loop without a graph forward; backward one adjoint recursion, the rest batched"
     @staticmethod
     def forward(ctx, model, x0, u, A, B, *f_params):
-        with torch.no_grad(): X, xT = model._loop(x0, u)
-        ctx.model = model
+        keep = model.f == 'mlp'   # the MLP's hidden activations of every step, for the backward's products
+        with torch.no_grad(): X, xT, *sig = model._loop(x0, u, keep_acts=keep)
+        ctx.model, ctx.sig = model, sig   # lists of per-step tensors, used once (once_differentiable)
         ctx.save_for_backward(X, u, A, B, *f_params)
         return X, xT
 
@@ -75,10 +111,13 @@ class _StateScan(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, dX, dxT):
         X, u, A, B, *f_params = ctx.saved_tensors
+        sig, ctx.sig = ctx.sig, None
         m, (bs, T, nx) = ctx.model, X.shape
         dX = torch.zeros_like(X) if dX is None else dX
         g = torch.zeros_like(X[:, 0]) if dxT is None else dxT         # dL/dx_T
         Z = torch.cat([X, u], -1)                                      # [x_t, u_t] of every step     [bs, T, nx+n_u]
+        need_u = ctx.needs_input_grad[2]
+        if f_params and m.f == 'mlp': return (None, *_mlp_adjoint(m, X, u, A, B, sig, f_params, dX, g, need_u))
         if f_params:
             with torch.enable_grad(): out, Jf = m._f_and_jacobian(Z)   # f of every step (graph for its parameters), df/dz
             Jx = Jf[..., :nx] + A                                      # d x_{t+1} / d x_t            [bs, T, nx, nx]
@@ -90,7 +129,7 @@ class _StateScan(torch.autograd.Function):
         G = torch.stack(Gs[::-1], 1)                                   # dL/dx_{t+1}: the gradient at step t's output
         dA, dB = torch.einsum('btn,btm->nm', G, X), torch.einsum('btn,btm->nm', G, u)
         du = None
-        if ctx.needs_input_grad[2]:
+        if need_u:
             du = G @ B
             if f_params: du = du + torch.einsum('btn,btnm->btm', G, Jf[..., nx:])
         d_f = torch.autograd.grad(out, f_params, G, allow_unused=True) if f_params else ()
@@ -157,23 +196,30 @@ class NonlinearSS(nn.Module):
             got = tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__
             raise ValueError(f"state must be a tensor of shape {(bs, self.nx)} (batch, nx), got {got}")
 
-    def _loop(self, x, u):
-        "The states x_0..x_{T-1} [bs, T, nx] and x_T, one step after the other (differentiable: the reference for `_StateScan`)"
+    def _loop(self, x, u, keep_acts:bool=False):
+        "The states x_0..x_{T-1} [bs, T, nx] and x_T, one step after the other (differentiable: the reference for `_StateScan`); with `keep_acts` the MLP's hidden s = sigmoid(2 z) of every step too (a list per layer)"
         T, xs = u.shape[1], []
         drive = u @ self.B.T                                           # B u_t for every t at once    [bs, T, nx]
         if self.f == 'mlp':
+            # tanh(z) = 2 sigmoid(2 z) - 1: the loop carries s = sigmoid(2 z) of each hidden layer (torch's sigmoid is about
+            # 3 x faster than its tanh on the CPU) and the affine map 2 s - 1 is folded into the next layer's weights
             lin = [l for l in self.f_net if isinstance(l, nn.Linear)]
-            W0 = lin[0].weight
-            drive = (drive + lin[-1].bias).unbind(1)                   # the last layer's bias joins B u_t
-            pre = (u @ W0[:, self.nx:].T + lin[0].bias).unbind(1)      # the first layer's input part  [bs, hidden] per t
-            AT, W0x = self.effective_A().T, W0[:, :self.nx].T
-            mid = [(l.weight.T, l.bias) for l in lin[1:-1]]
-            last = lin[-1].weight.T
+            W0, b0, WL = lin[0].weight, lin[0].bias, lin[-1].weight
+            drive = (drive + lin[-1].bias - WL.sum(1)).unbind(1)        # the last layer's bias joins B u_t
+            pre = (u @ (2 * W0[:, self.nx:]).T + 2 * b0).unbind(1)      # the first layer's input part  [bs, hidden] per t
+            AT, W0x = self.effective_A().T, 2 * W0[:, :self.nx].T
+            mid = [(4 * l.weight.T, 2 * l.bias - 2 * l.weight.sum(1)) for l in lin[1:-1]]
+            last = 2 * WL.T
+            hs = [[] for _ in lin[:-1]]                                 # with `keep_acts`: each hidden layer's s per step
             for t in range(T):
                 xs.append(x)
-                a = torch.tanh(torch.addmm(pre[t], x, W0x))
-                for W, b in mid: a = torch.tanh(torch.addmm(b, a, W))
+                a = torch.sigmoid(torch.addmm(pre[t], x, W0x))
+                if keep_acts: hs[0].append(a)
+                for k, (W, b) in enumerate(mid):
+                    a = torch.sigmoid(torch.addmm(b, a, W))
+                    if keep_acts: hs[k + 1].append(a)
                 x = torch.addmm(torch.addmm(drive[t], x, AT), a, last)
+            if keep_acts: return (torch.stack(xs, 1), x, *hs)
         elif self.f == 'poly':
             mono, E, b, AT, ut, drive = self.f_net[0], self.f_net[1].weight.T, self.bound, self.effective_A().T, u.unbind(1), drive.unbind(1)
             for t in range(T):
