@@ -34,7 +34,9 @@ PUBLISHED = {
     },
     'wiener_hammerstein': {'SUBNET': {'test': 0.241}, 'dynoNet': {'test': 0.452}, 'tsfast GRU': {'test': 0.580}},
     'cascaded_tanks': {'grey-box': {'test': 0.191}, 'best black-box': {'test': 0.306}, 'GRU baseline': {'test': 0.396}},
-    'emps': {'dynoNet': {'test': 2.64}, 'CT-SUBNET (notebook output)': {'test': 4.61}},
+    'emps': {'dynoNet': {'test': 2.64}, 'CT-SUBNET (notebook output)': {'test': 4.61},
+             'pNARX (Champneys et al. 2024)': {'test': 5.17}, 'LTI state space (Champneys et al. 2024)': {'test': 5.53},
+             'LSTM (Champneys et al. 2024)': {'test': 74.1}},
     'bouc_wen': {'PNLSS': {'multisine': 18.7}, 'dynoNet': {'multisine': 45.2}, 'NFIR': {'multisine': 163.}},
 }
 TEST_ORDER = {'silverbox': ['multisine', 'arrow_full', 'arrow_no_extrapolation'], 'wiener_hammerstein': ['test'],
@@ -78,7 +80,9 @@ LIBRARY = {**{f'{p}_{k}': (b, f) for b, p in (('silverbox', 'sb'), ('wiener_hamm
               for k in ('nonlinear_ss', 'blocks')},
            # the four benchmarks added later: every recipe of the library under `<prefix>_<recipe name>`
            **{f'{p}_{k}': (b, k) for b, p in NEW_PREFIXES.items()
-              for k in ('rnn', 'tcn', 'lru', 'linear_ss', 'nonlinear_ss', 'blocks', 'encoder', 'best')}}
+              for k in ('rnn', 'tcn', 'lru', 'linear_ss', 'nonlinear_ss', 'blocks', 'encoder', 'best')},
+           # multiple shooting: every window from its least-squares initial state (EMPS)
+           'em_shooting': ('emps', 'shooting')}
 
 RECIPES = {n: get_recipe(*bn) for n, bn in LIBRARY.items()}
 RECIPES.update({
@@ -128,6 +132,8 @@ RECIPES.update({
                                           head_gain=30.).replace(init='estimate'),
     'bw_lstm_e30': RECIPES['bw_rnn'].replace(doc="`bw_rnn` for 30 epochs, from the estimated state (the `best` recipe until "
                                              "`bw_nonlinear_ss` measured better)", n_epoch=30, init='estimate'),
+    'em_tcn_est': RECIPES['em_tcn'].replace(doc="`em_tcn` from the estimated state (the `best` recipe until `em_shooting` "
+                                            "measured better)", init='estimate'),
     'pn_linear_ss_est': RECIPES['pn_linear_ss'].replace(doc="`pn_linear_ss` from the estimated state (the `best` recipe "
                                                         "until `pn_blocks` measured better)", init='estimate'),
     'ct_gru_gain1': RECIPES['ct_gru'].replace(doc="`ct_gru` with head_gain=1", learner=dict(head_gain=1.)),
