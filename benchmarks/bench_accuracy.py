@@ -235,6 +235,20 @@ def save_predictions(learn, name:str, seed:int, test:str='arrow_full'):
                         rmse=float(np.sqrt((e[n_init:]**2).mean())))
 
 
+def save_test_simulation(learn, name:str, seed:int, test:str='test', every:int=5):
+    "Keep the free-run simulation of test `test` from the learner's encoder (every `every`-th sample) in results/predictions/"
+    u, y = learn.dls.test_sets[test]
+    n = learn.model.encoder.n_init
+    p = learn.predict_sequence(u[n:], state=learn.encode_state(u[:n], y[:n]))
+    scale, n_init = learn.dls.score_scale, learn.dls.n_init
+    e = (p[n_init - n:, 0] - y[n_init:, 0]) * scale
+    PREDICTIONS.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(PREDICTIONS/f'{name}_seed{seed}_{test}.npz', recipe=name, seed=seed, test=test, fs=learn.dls.fs / every,
+                        unit=learn.dls.score_unit, y=(y[n::every, 0] * scale).astype(np.float32),
+                        p=(p[::every, 0] * scale).astype(np.float32), start=n, every=every,
+                        rmse=float(np.sqrt((e**2).mean())))
+
+
 def _doc(name:str) -> str: return getattr(ALL_RECIPES[name], 'doc', None) or ALL_RECIPES[name]['doc']
 
 def run_one(name:str, seed:int, quick:bool, predictions:bool=False) -> dict:
@@ -251,6 +265,7 @@ def run_one(name:str, seed:int, quick:bool, predictions:bool=False) -> dict:
     if getattr(learn.model, 'encoder', None) is not None:  # a learned initial state: scored from it too
         enc = dict(rmse_enc={k: float(v) for k, v in learn.evaluate_tests(plot=False, init='encoder')[col].items()})
     if predictions and not quick and r.benchmark == 'silverbox': save_predictions(learn, name, seed)
+    if predictions and not quick and r.benchmark == 'emps' and 'rmse_enc' in enc: save_test_simulation(learn, name, seed)
     return dict(recipe=name, benchmark=r.benchmark, family=r.family, seed=seed, quick=quick,
                 n_epoch=learn.recipe.n_epoch, learner=r.learner, dls=learn.recipe.dls, lr=r.lr, init=r.init,
                 head_gain=_head_gain(learn.model.model),
@@ -456,7 +471,8 @@ def main(argv=None):
                    'or accuracy_quick.md with --quick); runs are appended to the same name with .jsonl')
     p.add_argument('--table-only', action='store_true', help='rebuild the table from the .jsonl without training')
     p.add_argument('--predictions', action='store_true', help="keep part of every Silverbox run's simulation of "
-                   'arrow_full in results/predictions/ (the figure of the "Choosing a model" guide page)')
+                   'arrow_full in results/predictions/ (the figure of the "Choosing a model" guide page), and the EMPS '
+                   'test simulation of runs with an initial-state estimator (the nonlinear state space chapter)')
     p.add_argument('--threads', type=int, default=1, help='torch CPU threads (default 1: on a shared machine more '
                    'threads than free cores make small RNNs many times slower; see benchmarks/README.md)')
     a = p.parse_args(argv)

@@ -789,13 +789,18 @@ def simulate_positioning(
     substeps:int=10, # integration steps per sample
 ) -> tuple:
     "(force [T] in N, position [T] in m) of the controlled mass following `r` from rest at r[0]"
+    if np.iscomplexobj(r) or np.asarray(r).dtype.kind not in 'biuf':
+        raise TypeError(f"r must hold real numbers (reference positions in m), got dtype {np.asarray(r).dtype}")
     r = np.asarray(r, dtype=np.float64)
     if r.ndim != 1 or len(r) < 2: raise ValueError(f"r must be 1-D with at least 2 samples, got shape {r.shape}")
     if not np.isfinite(r).all(): raise ValueError(f"r has a non-finite value at sample {np.argwhere(~np.isfinite(r))[0, 0]}")
     fs = _check_positive('fs', fs, 'the sampling frequency in Hz')
     m, v_c = _check_positive('m', m, 'the mass in kg'), _check_positive('v_coulomb', v_coulomb, 'a velocity in m/s')
-    fv, fc, kp, kd = (_check_real(n, v, w) for n, v, w in [('fv', fv, 'viscous friction in N s/m'), ('fc', fc, 'Coulomb friction in N'),
-                                                          ('kp', kp, 'the gain in N/m'), ('kd', kd, 'the gain in N s/m')])
+    fv, fc, kd = (_check_real(n, v, w) for n, v, w in [('fv', fv, 'viscous friction in N s/m'), ('fc', fc, 'Coulomb friction in N'),
+                                                      ('kd', kd, 'the derivative gain in N s/m')])
+    for n, v in (('fv', fv), ('fc', fc), ('kd', kd)):
+        if v < 0: raise ValueError(f"{n}={v!r} must be >= 0 (a friction or damping)")
+    kp = _check_positive('kp', kp, 'the proportional gain in N/m')
     substeps = _check_int('substeps', substeps)
     h, rd = 1 / fs / substeps, np.gradient(r) * fs
     q, v, force, pos = float(r[0]), 0., np.empty(len(r)), np.empty(len(r))
@@ -805,6 +810,10 @@ def simulate_positioning(
         for _ in range(substeps):
             v += h * (F - fv * v - fc * np.tanh(v / v_c)) / m
             q += h * v
+        if not (abs(q) < 1e6 and abs(v) < 1e6):   # the sampled loop or the integration is unstable: say so, no NaN
+            raise ValueError(f"the simulation diverged at sample {i} (m={m:g}, fv={fv:g}, kp={kp:g}, kd={kd:g}, fs={fs:g}, "
+                             f"substeps={substeps}): the controller sampled at fs is unstable for this mass and these gains; "
+                             "use a larger m, smaller kp and kd, a higher fs or more substeps")
     return force, pos
 
 def point_to_point(
@@ -816,10 +825,15 @@ def point_to_point(
 ) -> np.ndarray:
     "A reference of smooth moves (raised-cosine velocity profile) between random positions, without pauses, from 0"
     n, fs = _check_int('n', n), _check_positive('fs', fs, 'the sampling frequency in Hz')
+    stroke = _check_positive('stroke', stroke, 'the range of positions in m')
+    ok = isinstance(move_s, (tuple, list)) and len(move_s) == 2 and all(
+        not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and np.isfinite(v) and v > 0 for v in move_s)
+    if not ok or move_s[0] > move_s[1]:
+        raise ValueError(f"move_s={move_s!r} must be (shortest, longest) move durations in seconds, two positive numbers")
     rng, out, at, pos = np.random.default_rng(rng), np.empty(n), 0, 0.
     while at < n:
         k = max(2, int(rng.uniform(*move_s) * fs))
-        target = rng.uniform(0, _check_positive('stroke', stroke, 'the range of positions in m'))
+        target = rng.uniform(0, stroke)
         s = np.arange(1, k + 1) / k
         seg = pos + (target - pos) * (s - np.sin(2 * np.pi * s) / (2 * np.pi))  # zero velocity at both ends
         out[at:at + k] = seg[:n - at]; at, pos = at + k, target
@@ -834,7 +848,7 @@ def simulated_positioning_dataset(
     noise_std:float=1.0, # standard deviation of white noise on the measured force, in N
 ) -> dict:
     "A positioning system with an integrator, simulated from `seed`: u = force (N), y = position (m)"
-    n_train, n_valid, n_test = (_check_int(name, v) for name, v in [('n_train', n_train), ('n_valid', n_valid), ('n_test', n_test)])
+    n_train, n_valid, n_test = (_check_int(name, v, 2) for name, v in [('n_train', n_train), ('n_valid', n_valid), ('n_test', n_test)])
     seed = _check_int('seed', seed, 0)
     if _check_real('noise_std', noise_std, 'a standard deviation >= 0, in N') < 0:
         raise ValueError(f"noise_std={noise_std!r} must be a finite standard deviation >= 0 (newtons)")

@@ -99,7 +99,7 @@ def NonlinearSSLearner(
     degree:int=3, # highest degree of the polynomials
     bound:float=5., # the polynomial f sees [x, u] clamped to +-bound (normalised units)
     fit_bla_on_train:bool=True, # start at the best linear approximation of the training records (else random stable)
-    integrators:int=0, # poles of the BLA at exactly 1 (`fit_bla`); A is free, so training may move them
+    integrators:int=0, # poles of the BLA at exactly 1 (`fit_bla`), their rows of A held there (`NonlinearSS`'s hold_integrators)
     **kwargs # passed to `seq_learner`: n_skip, k2, loss_func, metrics, grad_clip, encoder, cbs, lr, ...
 ):
     "A Learner for `NonlinearSS` on `dls`, starting exactly at the best linear approximation of the training records"

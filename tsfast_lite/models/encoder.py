@@ -85,16 +85,14 @@ class LstsqState(nn.Module):
     uses_model = True # called as `estimator(u, y, model)` (`SimModel.encode_state`)
     def __init__(self,
                  n_init:int, # samples read at each window start (not predicted by the model)
-                 n_iter:int=1, # Gauss-Newton steps (1 is exact for a linear model)
-                 rtol:float=1e-6, # singular values of the observability matrix below rtol x the largest are dropped
+                 rtol:float=1e-3, # directions of the state the samples see less than rtol x the best seen one stay at zero
                 ):
         super().__init__()
-        for nm, v in dict(n_init=n_init, n_iter=n_iter).items():
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{nm}={v!r} must be a positive integer")
+        if isinstance(n_init, bool) or not isinstance(n_init, (int, np.integer)) or n_init < 1:
+            raise ValueError(f"n_init={n_init!r} must be a positive integer")
         if isinstance(rtol, bool) or not isinstance(rtol, (int, float, np.number)) or not 0 < rtol < 1:
             raise ValueError(f"rtol={rtol!r} must be a number between 0 and 1 (exclusive)")
-        self.n_init, self.n_iter, self.rtol = int(n_init), int(n_iter), float(rtol)
+        self.n_init, self.rtol = int(n_init), float(rtol)
 
     def build(self, model:nn.Module, n_u:int, n_y:int):
         "Check that `model` has a linear part to estimate its state through"
@@ -111,11 +109,7 @@ class LstsqState(nn.Module):
             raise ValueError(f"the estimator reads n_init={self.n_init} samples; got u with {u.shape[1]} and y with {y.shape[1]}")
         O, to_state = model.lstsq_basis(self.n_init)
         P = torch.linalg.pinv(O.reshape(-1, O.shape[-1]).double(), rtol=self.rtol).to(y.dtype)   # [n_s, n * n_y]
-        v, state = None, None
-        for _ in range(self.n_iter):
-            r = (y - model(u, state)[0]).reshape(len(y), -1)
-            v = r @ P.T if v is None else v + r @ P.T
-            state = to_state(v)
-        return model(u, state)[1]
+        r = (y - model(u)[0]).reshape(len(y), -1)                      # what the zero state leaves unexplained
+        return model(u, to_state(r @ P.T))[1]
 
-    def extra_repr(self): return f'n_init={self.n_init}, n_iter={self.n_iter}'
+    def extra_repr(self): return f'n_init={self.n_init}, rtol={self.rtol:g}'

@@ -148,18 +148,33 @@ def _as_records(u_list, y_list) -> tuple:
         if not (np.isfinite(u).all() and np.isfinite(y).all()): raise ValueError(f"record {k} holds NaN or infinite values")
     return us, ys
 
-INTEGRATOR_TOL = 0.01 # a pole outside the unit circle this close to 1 is an integrator's, moved by the reflection
+INTEGRATOR_TOL = 0.01 # a pole this close to 1 is taken for an integrator's
 
-def _warn_moved_integrators(lam, integrators:int):
-    "Warn when reflecting the poles outside the unit circle moves one at 1 (within `INTEGRATOR_TOL`) that is not pinned"
-    near = sorted((l for l in lam if abs(l) > 1 and abs(l - 1) < INTEGRATOR_TOL), key=lambda l: abs(l - 1))
-    moved = [l for l in near if l.imag == 0][integrators:] + [l for l in near if l.imag != 0]
-    if moved:
-        fmt = lambda l: f"{l.real:.6g}" if l.imag == 0 else f"{l:.6g}"
-        warnings.warn(f"fit_bla moved the pole(s) {[fmt(l) for l in moved]} just outside the unit circle at 1 (an "
-                      f"integrator?) inside it, to {[fmt(1 / np.conj(l)) for l in moved]}: the model then forgets what "
-                      f"the data integrate; fit_bla(..., integrators={integrators + len(moved)}) keeps them at exactly 1",
+def _integrator_warnings(lam, integrators:int):
+    "Warn where the poles `lam` of the identified A and `integrators` disagree: a pole near 1 moved, or one far from 1 held"
+    refl = np.where(np.abs(lam) > 1, 1 / np.conj(lam), lam)
+    real = [k for k in range(len(lam)) if refl[k].imag == 0]
+    held = sorted(real, key=lambda k: abs(refl[k] - 1))[:integrators]          # as `_pin_integrators` chooses them
+    fmt = lambda l: f"{l.real:.8g}" if l.imag == 0 else f"{l:.8g}"
+    near = lambda k: abs(lam[k] - 1) < INTEGRATOR_TOL
+    moved = [k for k in range(len(lam)) if k not in held and abs(lam[k]) > 1 + 1e-9 and near(k)]
+    moved_real, moved_pair = [k for k in moved if lam[k].imag == 0], [k for k in moved if lam[k].imag > 0]
+    if moved_real:
+        warnings.warn(f"fit_bla moved the pole(s) {[fmt(lam[k]) for k in moved_real]} just outside the unit circle at 1 (an "
+                      f"integrator?) inside it, to {[fmt(refl[k]) for k in moved_real]}: the model then forgets what the "
+                      f"data integrate; fit_bla(..., integrators={integrators + len(moved_real)}) keeps them at exactly 1",
                       stacklevel=3)
+    if moved_pair:
+        warnings.warn(f"fit_bla moved the complex pole pair(s) {[fmt(lam[k]) for k in moved_pair]} just outside the unit "
+                      f"circle near 1 (an integrator identified as a pair?) inside it; a pair cannot be held at 1: another "
+                      f"nx may identify the integrator as a real pole (then integrators=1 holds it)", stacklevel=3)
+    far = [k for k in held if abs(refl[k] - 1) >= INTEGRATOR_TOL]
+    if far:
+        pairs = [k for k in range(len(lam)) if lam[k].imag > 0 and near(k)]
+        warnings.warn(f"fit_bla(..., integrators={integrators}) holds the real pole(s) {[fmt(refl[k]) for k in far]} at 1, "
+                      f"though they are {INTEGRATOR_TOL} or more from it: the identified A has no other real pole that near 1"
+                      + (f"; the complex pair(s) {[fmt(lam[k]) for k in pairs]} are nearer (another nx may identify the "
+                         "integrator as a real pole)" if pairs else ''), stacklevel=3)
 
 def fit_bla(u_list, # input records, each [T, n_u] (normalised); a 1-D array is one input
             y_list, # output records, each [T, n_y] (normalised), as many and as long as the inputs
@@ -184,7 +199,7 @@ def fit_bla(u_list, # input records, each [T, n_u] (normalised); a 1-D array is 
                          f"columns and {n_rows} are needed (records of {[len(u) for u in us][:5]} samples); use longer "
                          f"records or a smaller nx")
     A, C = _subspace_AC(us, ys, nx, n_block)
-    _warn_moved_integrators(np.linalg.eigvals(A), int(integrators))
+    _integrator_warnings(np.linalg.eigvals(A), int(integrators))
     A, C = _real_modal(A, C, int(integrators))
     B, D = _fit_BD(A, C, us, ys, feedthrough)
     B, C = _normalise_states(A, B, C, us)

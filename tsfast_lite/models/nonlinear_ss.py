@@ -102,8 +102,11 @@ class _StateScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, model, x0, u, A, B, *f_params):
         keep = model.f == 'mlp'   # the MLP's hidden activations of every step, for the backward's products
-        with torch.no_grad(): X, xT, *sig = model._loop(x0, u, keep_acts=keep)
-        ctx.model, ctx.sig = model, sig   # lists of per-step tensors, used once (once_differentiable)
+        ctx.dtypes = x0.dtype, u.dtype
+        x0, u = x0.to(A.dtype), u.to(A.dtype)
+        # in the parameters' precision, under autocast too: the recursion is the part that cannot afford bfloat16
+        with torch.no_grad(), torch.autocast(u.device.type, enabled=False): X, xT, *sig = model._loop(x0, u, keep_acts=keep)
+        ctx.model, ctx.sig = model, sig   # lists of per-step tensors (freed with the graph)
         ctx.save_for_backward(X, u, A, B, *f_params)
         return X, xT
 
@@ -111,13 +114,17 @@ class _StateScan(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, dX, dxT):
         X, u, A, B, *f_params = ctx.saved_tensors
-        sig, ctx.sig = ctx.sig, None
+        res = _StateScan._backward(ctx, X, u, A, B, f_params, ctx.sig, dX, dxT)
+        return (None, res[0].to(ctx.dtypes[0]), None if res[1] is None else res[1].to(ctx.dtypes[1]), *res[2:])
+
+    @staticmethod
+    def _backward(ctx, X, u, A, B, f_params, sig, dX, dxT):
         m, (bs, T, nx) = ctx.model, X.shape
         dX = torch.zeros_like(X) if dX is None else dX
         g = torch.zeros_like(X[:, 0]) if dxT is None else dxT         # dL/dx_T
         Z = torch.cat([X, u], -1)                                      # [x_t, u_t] of every step     [bs, T, nx+n_u]
         need_u = ctx.needs_input_grad[2]
-        if f_params and m.f == 'mlp': return (None, *_mlp_adjoint(m, X, u, A, B, sig, f_params, dX, g, need_u))
+        if f_params and m.f == 'mlp': return _mlp_adjoint(m, X, u, A, B, sig, f_params, dX, g, need_u)
         if f_params:
             with torch.enable_grad(): out, Jf = m._f_and_jacobian(Z)   # f of every step (graph for its parameters), df/dz
             Jx = Jf[..., :nx] + A                                      # d x_{t+1} / d x_t            [bs, T, nx, nx]
@@ -133,7 +140,7 @@ class _StateScan(torch.autograd.Function):
             du = G @ B
             if f_params: du = du + torch.einsum('btn,btnm->btm', G, Jf[..., nx:])
         d_f = torch.autograd.grad(out, f_params, G, allow_unused=True) if f_params else ()
-        return (None, g, du, dA, dB, *d_f)
+        return (g, du, dA, dB, *d_f)
 
 class NonlinearSS(nn.Module):
     "x+ = A x + B u + f(x, u), y = C x + D u + h(x, u) with f, h zero-initialised: `forward(u, state=None) -> (y, x)`"
@@ -148,6 +155,7 @@ class NonlinearSS(nn.Module):
                  degree:int=3, # highest degree of the polynomials (all monomials of degree 2..degree)
                  bla:tuple|None=None, # (A, B, C, D) of the linear part (e.g. from `fit_bla`); else random stable
                  bound:float=5., # the polynomial f sees [x, u] clamped to +-bound (normalised units): no blow-up
+                 hold_integrators:bool=True, # rows of `bla`'s A equal to e_k (integrators) stay so in training
                 ):
         super().__init__()
         if h == 'same': h = f
@@ -159,13 +167,13 @@ class NonlinearSS(nn.Module):
         if 'poly' in (f, h) and degree < 2: raise ValueError(f"degree={degree} must be >= 2 (degree 1 is the linear part)")
         if isinstance(bound, bool) or not isinstance(bound, (int, float, np.number)) or not 0 < bound < float('inf'):
             raise ValueError(f"bound={bound!r} must be a positive finite number (the largest |x| or |u| the polynomial sees)")
-        store_attr('n_u,n_y,nx,f,h,hidden_size,num_layers,degree,bound')
+        store_attr('n_u,n_y,nx,f,h,hidden_size,num_layers,degree,bound,hold_integrators')
         A, B, C, D = _random_ss(n_u, n_y, nx) if bla is None else _check_bla(bla, n_u, n_y, nx)
         par = lambda a: nn.Parameter(torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32))
         self.A, self.B, self.C, self.D = par(A), par(B), par(C), par(D)
-        # a state whose row of A is exactly e_k (an integrator from `fit_bla(..., integrators=...)`) keeps that row:
-        # x_k+ = x_k + (B u + f(x, u))_k accumulates whatever training makes of its drive
-        self.register_buffer('integrator', torch.as_tensor((np.abs(A - np.eye(nx)) == 0).all(1)))
+        # with `hold_integrators`, a state whose row of A is e_k (to 1e-9: an integrator from `fit_bla(..., integrators=...)`)
+        # keeps that row: x_k+ = x_k + (B u + f(x, u))_k accumulates whatever training makes of its drive
+        self.register_buffer('integrator', torch.as_tensor((np.abs(A - np.eye(nx)) < 1e-9).all(1) & bool(hold_integrators)))
         self.f_net = _residual(f, nx + n_u, nx, hidden_size, num_layers, degree)
         self.h_net = _residual(h, nx + n_u, n_y, hidden_size, num_layers, degree)
 
