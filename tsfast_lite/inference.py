@@ -19,7 +19,7 @@ from .learner.core import *
 from .models.rnn import detach_state
 
 # %% auto #0
-__all__ = ['plot_test_predictions']
+__all__ = ['plot_test_predictions', 'SimRMSE', 'KeepBestCB']
 
 # %% ../nbs/03_inference/00_inference.ipynb #fcbc7197
 def _check_inputs(u, n_u:int) -> np.ndarray:
@@ -278,3 +278,66 @@ def evaluate_tests(self:SeqLearner,
         fig.__deepcopy__ = lambda memo, fig=fig: fig
         df.attrs['figure'] = fig
     return df
+
+# %% ../nbs/03_inference/00_inference.ipynb #000320fb
+from fastai.learner import Metric
+from fastai.callback.tracker import TrackerCallback
+
+class SimRMSE(Metric):
+    "RMSE of the free-run simulation of each whole validation record from its initial state, scored after `n_init` samples"
+    def __init__(self, name:str='sim_rmse'): self._name, self.learn = name, None
+    def reset(self): self.learn = None
+    def accumulate(self, learn): self.learn = learn
+    @property
+    def name(self): return self._name
+    @property
+    def value(self):
+        learn = self.learn
+        if learn is None: return None
+        sse, count = 0., 0
+        for u, y in _valid_records(learn.dls):
+            p, y = _simulate_record(learn, u, y)
+            if p is None: continue
+            sse, count = sse + float(((p - y)**2).sum()), count + y.numel()
+        return float(np.sqrt(sse / count)) if count else None
+
+def _valid_records(dls) -> list:
+    "The validation records as (u normalised, y less `y_offset`) tensors [T, n], each starting where its first window does"
+    w = dls.valid.windows
+    starts = np.sort(w.starts.cpu().numpy()[np.unique(w.record_of.cpu().numpy() if torch.is_tensor(w.record_of) else w.record_of, return_index=True)[1]])
+    ends = np.append(starts[1:], len(w.u))
+    return [(w.u[a:b], w.y[a:b]) for a, b in zip(starts, ends)]
+
+def _simulate_record(learn, u, y) -> tuple:
+    "(prediction, target) over the scored samples of one record, or (None, None) when it has none"
+    model, n_init = learn.model, getattr(learn.dls, 'n_init', 0) or 0
+    enc = getattr(model, 'encoder', None)
+    n = enc.n_init if enc is not None else 0
+    if len(u) <= max(n, n_init): return None, None
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            state = model.encode_state(u[None, :n], y[None, :n]) if enc is not None else None
+            p = model(u[None, n:], state)[0][0]
+    finally: model.train(was)
+    skip = max(n_init - n, 0)
+    return p[skip:], y[n + skip:]
+
+class KeepBestCB(TrackerCallback):
+    "Keep the weights of the epoch where `monitor` was best (lowest by default; in memory) and load them when the fit ends"
+    order = TrackerCallback.order + 1
+    def __init__(self, monitor:str='sim_rmse', comp=np.less, min_delta:float=0.): super().__init__(monitor, comp, min_delta)
+    def before_fit(self):
+        super().before_fit()
+        self.best_state, self.best_epoch, self.trained = None, None, False
+    def after_train(self): self.trained = True
+    def after_epoch(self):
+        if not self.trained: return   # fastai's `validate` sends before_fit, after_epoch and after_fit too: no epoch of a fit
+        self.trained = False
+        super().after_epoch()
+        if self.new_best:
+            self.best_state = {k: v.detach().clone() for k, v in self.learn.model.state_dict().items()}
+            self.best_epoch = self.epoch
+    def after_fit(self):
+        if self.best_state is not None: self.learn.model.load_state_dict(self.best_state)
