@@ -50,6 +50,7 @@ class Recipe:
     n_epoch:int=10 # epochs of `fit_flat_cos`
     lr:float=3e-3 # its maximum learning rate
     init:str='zero' # initial state of the test simulations: 'zero', 'estimate' or 'encoder'
+    keep_best:bool=False # keep the weights of the epoch whose free run of the validation records is best (`SimRMSE`, `KeepBestCB`)
 
     def __post_init__(self):
         if self.learner is None: object.__setattr__(self, 'learner', {})
@@ -58,6 +59,7 @@ class Recipe:
         if self.family not in FAMILIES:
             raise ValueError(f"family={self.family!r} is unknown; valid values are {list(FAMILIES)}")
         if self.init not in INITS: raise ValueError(f"init={self.init!r} must be one of {list(INITS)}")
+        if not isinstance(self.keep_best, bool): raise ValueError(f"keep_best={self.keep_best!r} must be True or False")
         if self.init == 'encoder' and not self.learner.get('encoder'):
             raise ValueError(f"recipe {self.name!r}: init='encoder' needs a learned encoder (learner=dict(encoder=True, ...))")
         loss = self.learner.get('loss_func')
@@ -88,6 +90,9 @@ class Recipe:
         module, fn = FAMILIES[self.family]
         kw = dict(self.learner)
         if 'loss_func' in kw: kw['loss_func'] = getattr(torch.nn, LOSSES[kw['loss_func']])()
+        if self.keep_best:   # the free run of each validation record scored every epoch, the best epoch's weights kept
+            from tsfast_lite.learner.metrics import fun_rmse
+            kw.update(metrics=[fun_rmse, tsfast_lite.inference.SimRMSE()], cbs=[tsfast_lite.inference.KeepBestCB('sim_rmse')])
         return getattr(importlib.import_module(module), fn)(dls, **kw)
 
     def __str__(self):
@@ -237,9 +242,9 @@ register_recipe(Recipe(
     'shooting', 'emps', "multiple shooting with a nonlinear state space: nx 2, initialised at the best linear approximation "
     "with its pole at 1 held there (integrators=1), f an MLP of 2 x 64 tanh units of [x, u] (zero at the start), "
     "y = C x + D u; every window of 500 samples starts from the state least squares fits to its first 20 samples "
-    "(encoder='lstsq'), bs 32, stp_sz 5, 50 window-batches/epoch, fit_flat_cos(30, 1e-3); test simulations from the "
-    "least-squares state", dict(win_sz=500, stp_sz=5, bs=32, n_batches_train=50), 'nonlinear_ss',
-    dict(nx=2, f='mlp', h=None, encoder='lstsq', integrators=1), n_epoch=30, lr=1e-3, init='encoder'))
+    "(encoder='lstsq'), bs 32, stp_sz 5, 50 window-batches/epoch, fit_flat_cos(30, 1e-3), the weights of the epoch "
+    "whose free run of the validation record is best kept; test simulations from the least-squares state", dict(win_sz=500, stp_sz=5, bs=32, n_batches_train=50), 'nonlinear_ss',
+    dict(nx=2, f='mlp', h=None, encoder='lstsq', integrators=1), n_epoch=30, lr=1e-3, init='encoder', keep_best=True))
 
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a11
 _EST = "; test simulations from the state estimated on the n_init samples"
