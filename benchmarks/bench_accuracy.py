@@ -132,8 +132,9 @@ RECIPES.update({
                                           head_gain=30.).replace(init='estimate'),
     'bw_lstm_e30': RECIPES['bw_rnn'].replace(doc="`bw_rnn` for 30 epochs, from the estimated state (the `best` recipe until "
                                              "`bw_nonlinear_ss` measured better)", n_epoch=30, init='estimate'),
-    'em_shooting_last': RECIPES['em_shooting'].replace(doc="`em_shooting` keeping the weights of the last epoch instead of "
-                                                        "the epoch that simulated the validation record best", keep_best=False),
+    'em_shooting_keep_best': RECIPES['em_shooting'].replace(doc="`em_shooting` keeping the weights of the epoch whose free "
+                                                            "run of the validation record was best (`keep_best=True`)", keep_best=True),
+    'em_shooting_lr1e-3': RECIPES['em_shooting'].replace(doc="`em_shooting` with lr 1e-3 (chosen on seed 0, 3.1 mm there)", lr=1e-3),
     'em_tcn_est': RECIPES['em_tcn'].replace(doc="`em_tcn` from the estimated state (the `best` recipe until `em_shooting` "
                                             "measured better)", init='estimate'),
     'pn_linear_ss_est': RECIPES['pn_linear_ss'].replace(doc="`pn_linear_ss` from the estimated state (the `best` recipe "

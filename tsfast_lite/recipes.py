@@ -242,9 +242,9 @@ register_recipe(Recipe(
     'shooting', 'emps', "multiple shooting with a nonlinear state space: nx 2, initialised at the best linear approximation "
     "with its pole at 1 held there (integrators=1), f an MLP of 2 x 64 tanh units of [x, u] (zero at the start), "
     "y = C x + D u; every window of 500 samples starts from the state least squares fits to its first 20 samples "
-    "(encoder='lstsq'), bs 32, stp_sz 5, 50 window-batches/epoch, fit_flat_cos(30, 1e-3), the weights of the epoch "
-    "whose free run of the validation record is best kept; test simulations from the least-squares state", dict(win_sz=500, stp_sz=5, bs=32, n_batches_train=50), 'nonlinear_ss',
-    dict(nx=2, f='mlp', h=None, encoder='lstsq', integrators=1), n_epoch=30, lr=1e-3, init='encoder', keep_best=True))
+    "(encoder='lstsq'), bs 32, stp_sz 5, 50 window-batches/epoch, fit_flat_cos(30, 3e-4); test simulations from the "
+    "least-squares state", dict(win_sz=500, stp_sz=5, bs=32, n_batches_train=50), 'nonlinear_ss',
+    dict(nx=2, f='mlp', h=None, encoder='lstsq', integrators=1), n_epoch=30, lr=3e-4, init='encoder'))
 
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a11
 _EST = "; test simulations from the state estimated on the n_init samples"
@@ -259,9 +259,7 @@ register_recipe(RECIPES['cascaded_tanks']['encoder'].replace(
 register_recipe(RECIPES['ced']['rnn'].replace(name='best', doc=RECIPES['ced']['rnn'].doc + "; test simulations from the zero state"))
 register_recipe(RECIPES['bouc_wen']['nonlinear_ss'].replace(name='best'))
 register_recipe(RECIPES['wh_process_noise']['blocks'].replace(name='best'))
-register_recipe(RECIPES['emps']['tcn'].replace(name='best', init='estimate', doc=RECIPES['emps']['tcn'].doc + _EST +
-                                               " (no recipe measured here simulates EMPS's position well: see the "
-                                               "Benchmarks page)"))
+register_recipe(RECIPES['emps']['shooting'].replace(name='best'))
 
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a13
 def benchmark_name(benchmark:str) -> str:
