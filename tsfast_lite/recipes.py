@@ -99,7 +99,7 @@ class Recipe:
         "One paragraph: name, benchmark, family and the values"
         fit = f"fit_flat_cos({self.n_epoch}, lr={self.lr:g})"
         return (f"{self.benchmark or 'any benchmark'} / {self.name}: {self.family} {self.learner}, dls {self.dls}, "
-                f"{fit}, test init {self.init!r}")
+                f"{fit}, test init {self.init!r}" + (", the best epoch's weights kept (keep_best)" if self.keep_best else ''))
 
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a09
 RECIPES:dict = {}
