@@ -281,6 +281,7 @@ def evaluate_tests(self:SeqLearner,
 
 # %% ../nbs/03_inference/00_inference.ipynb #000320fb
 from fastai.learner import Metric
+from .models.linear_ss import _record_bounds
 from fastai.callback.tracker import TrackerCallback
 
 class SimRMSE(Metric):
@@ -304,9 +305,7 @@ class SimRMSE(Metric):
 def _valid_records(dls) -> list:
     "The validation records as (u normalised, y less `y_offset`) tensors [T, n], each starting where its first window does"
     w = dls.valid.windows
-    starts = np.sort(w.starts.cpu().numpy()[np.unique(w.record_of.cpu().numpy() if torch.is_tensor(w.record_of) else w.record_of, return_index=True)[1]])
-    ends = np.append(starts[1:], len(w.u))
-    return [(w.u[a:b], w.y[a:b]) for a, b in zip(starts, ends)]
+    return [(w.u[a:b], w.y[a:b]) for a, b in _record_bounds(w)]
 
 def _simulate_record(learn, u, y) -> tuple:
     "(prediction, target) over the scored samples of one record, or (None, None) when it has none"

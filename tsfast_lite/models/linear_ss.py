@@ -206,6 +206,11 @@ def fit_bla(u_list, # input records, each [T, n_u] (normalised); a 1-D array is 
     return A, B, C, D
 
 # %% ../../nbs/01_models/03_linear_ss.ipynb #3e39c07f
+def _record_bounds(w) -> list:
+    "(start, end) of each record in the concatenated samples of `SeqWindows` `w`: each starts where its first window does"
+    starts = np.sort(w.starts.cpu().numpy()[np.unique(w.record_of, return_index=True)[1]])
+    return list(zip(starts, np.append(starts[1:], len(w.u))))
+
 def dls_records(dls, split:str='train') -> tuple:
     "The records of the DataLoaders' `split` as lists of normalised float64 arrays: (u [[T, n_u], ...], y [[T, n_y], ...])"
     if split not in ('train', 'valid'):
@@ -214,12 +219,11 @@ def dls_records(dls, split:str='train') -> tuple:
     if not len(w): raise ValueError(f"The DataLoaders have no {split} windows, hence no {split} records")
     # `SeqWindows` keeps the records concatenated (inputs normalised, outputs physical); each record starts where
     # its first window does
-    starts = np.sort(w.starts.cpu().numpy()[np.unique(w.record_of, return_index=True)[1]])
-    ends = np.append(starts[1:], len(w.u))
+    bounds = _record_bounds(w)
     u = w.u.cpu().double().numpy()
     shift = np.where(w.y_offset != 0, 0., dls.norm_y.mean)  # as `SimModel`: outputs with an offset are already centred
     y = (w.y.cpu().double().numpy() - shift) / dls.norm_y.std
-    return [u[a:b] for a, b in zip(starts, ends)], [y[a:b] for a, b in zip(starts, ends)]
+    return [u[a:b] for a, b in bounds], [y[a:b] for a, b in bounds]
 
 # %% ../../nbs/01_models/03_linear_ss.ipynb #00b037d4
 _residuals = ('gru', 'mlp', None)

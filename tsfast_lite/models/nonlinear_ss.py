@@ -122,9 +122,9 @@ class _StateScan(torch.autograd.Function):
         m, (bs, T, nx) = ctx.model, X.shape
         dX = torch.zeros_like(X) if dX is None else dX
         g = torch.zeros_like(X[:, 0]) if dxT is None else dxT         # dL/dx_T
-        Z = torch.cat([X, u], -1)                                      # [x_t, u_t] of every step     [bs, T, nx+n_u]
         need_u = ctx.needs_input_grad[2]
         if f_params and m.f == 'mlp': return _mlp_adjoint(m, X, u, A, B, sig, f_params, dX, g, need_u)
+        Z = torch.cat([X, u], -1)                                      # [x_t, u_t] of every step     [bs, T, nx+n_u]
         if f_params:
             with torch.enable_grad(): out, Jf = m._f_and_jacobian(Z)   # f of every step (graph for its parameters), df/dz
             Jx = Jf[..., :nx] + A                                      # d x_{t+1} / d x_t            [bs, T, nx, nx]
