@@ -26,6 +26,7 @@ from .learner.core import *
 from .learner.families import *
 from .inference import *
 from .learner.checkpoint import *
+from .learner.lm import *
 from .tuning import *
 from .recipes import *
 

@@ -217,8 +217,8 @@ def plain_progress() -> bool:
     except (AttributeError, ValueError): return True  # a replaced or closed stdout
 
 def _table_row(cells, widths) -> str:
-    "fastprogress's console table row: each cell padded to its column's width plus two spaces"
-    return ''.join(c + ' ' * (2 + w - len(c)) for c, w in zip(cells, widths)).rstrip()
+    "fastprogress's console table row: each cell padded to its column's width plus two spaces (at least two after a longer value)"
+    return ''.join(c + ' ' * max(2, 2 + w - len(c)) for c, w in zip(cells, widths)).rstrip()  # a long value keeps its gap
 
 class SeqProgressCallback(ProgressCallback):
     "fastai's `ProgressCallback` reading the smoothed loss only when the bar redraws; in a log, one line per epoch, no bar"

@@ -29,13 +29,30 @@ def _doubling_scan(lam, bu):
     return a, b
 
 class _LinearScan(torch.autograd.Function):
-    "x_t = lam * x_{t-1} + bu_t by a doubling scan; the backward pass is the adjoint scan, reversed in time"
+    "x_t = lam * x_{t-1} + bu_t by a doubling scan; backward the adjoint scan reversed in time, forward mode the tangents' scan"
+    generate_vmap_rule = True  # torch.func transforms (vmap of jvp: Jacobians for `fit_lm`) batch it by running it per batch
     @staticmethod
-    def forward(ctx, lam, bu, x0):
+    def forward(lam, bu, x0):
         a, x = _doubling_scan(lam, bu)
         if x0 is not None: x = x + a * x0.unsqueeze(-2)      # x_t = b_t + lam^(t+1) x0
-        ctx.save_for_backward(lam, x, x0)
         return x
+
+    @staticmethod
+    def setup_context(ctx, inputs, x):
+        lam, bu, x0 = inputs
+        ctx.save_for_backward(lam, x, x0)
+        ctx.save_for_forward(lam, x, *(() if x0 is None else (x0,)))
+
+    @staticmethod
+    def jvp(ctx, dlam, dbu, dx0):
+        "dx_t = lam dx_{t-1} + dlam x_{t-1} + dbu_t, dx_{-1} = dx0: the same recursion over the tangents"
+        lam, x, *x0 = ctx.saved_tensors
+        d = torch.zeros_like(x) if dbu is None else dbu
+        if dlam is not None:
+            first = x0[0].unsqueeze(-2) if x0 else torch.zeros_like(x[..., :1, :])
+            d = d + dlam.unsqueeze(-2) * torch.cat([first, x[..., :-1, :]], -2)
+        a, dx = _doubling_scan(lam, d)
+        return dx if dx0 is None else dx + a * dx0.unsqueeze(-2)
 
     @staticmethod
     def backward(ctx, g):
