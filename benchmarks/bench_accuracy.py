@@ -134,6 +134,9 @@ RECIPES.update({
                                              "`bw_nonlinear_ss` measured better)", n_epoch=30, init='estimate'),
     'em_shooting_keep_best': RECIPES['em_shooting'].replace(doc="`em_shooting` keeping the weights of the epoch whose free "
                                                             "run of the validation record was best (`keep_best=True`)", keep_best=True),
+    'sb_pnlss_lm': RECIPES['sb_nonlinear_ss'].replace(doc="`sb_nonlinear_ss` (PNLSS: nx 2, degree 3, from the best linear "
+                                                       "approximation) trained by Levenberg-Marquardt instead of Adam: "
+                                                       "fit_lm(20) on the training records tiled by windows of 5000", n_epoch=0, lm_iter=20),
     'em_shooting_lr1e-3': RECIPES['em_shooting'].replace(doc="`em_shooting` with lr 1e-3 (chosen on seed 0, 3.1 mm there)", lr=1e-3),
     'em_tcn_est': RECIPES['em_tcn'].replace(doc="`em_tcn` from the estimated state (the `best` recipe until `em_shooting` "
                                             "measured better)", init='estimate'),
@@ -262,7 +265,9 @@ def run_one(name:str, seed:int, quick:bool, predictions:bool=False) -> dict:
     r = RECIPES[name]
     times = epoch_times_cb()
     quick_kw = dict(n_epoch=1, dls=dict(n_batches_train=2)) if quick else {}
-    learn, res = train_recipe(r.benchmark, r, seed=seed, init='zero', cbs=[times], **quick_kw)
+    if quick and r.lm_iter: quick_kw.update(n_epoch=0 if not r.n_epoch else 1, lm_iter=1)   # one LM iteration
+    lm_iter = quick_kw.pop('lm_iter', None)
+    learn, res = train_recipe(r.benchmark, r if lm_iter is None else r.replace(lm_iter=lm_iter), seed=seed, init='zero', cbs=[times], **quick_kw)
     res_est = learn.evaluate_tests(plot=False, init='estimate')
     col = next(c for c in res.columns if c.startswith('rmse'))
     enc = {}
@@ -271,7 +276,7 @@ def run_one(name:str, seed:int, quick:bool, predictions:bool=False) -> dict:
     if predictions and not quick and r.benchmark == 'silverbox': save_predictions(learn, name, seed)
     if predictions and not quick and r.benchmark == 'emps' and 'rmse_enc' in enc: save_test_simulation(learn, name, seed)
     return dict(recipe=name, benchmark=r.benchmark, family=r.family, seed=seed, quick=quick,
-                n_epoch=learn.recipe.n_epoch, learner=r.learner, dls=learn.recipe.dls, lr=r.lr, init=r.init,
+                n_epoch=learn.recipe.n_epoch, lm_iter=learn.recipe.lm_iter, learner=r.learner, dls=learn.recipe.dls, lr=r.lr, init=r.init,
                 head_gain=_head_gain(learn.model.model),
                 n_params=sum(p.numel() for p in learn.model.parameters()),  # the encoder's included
                 train_s=learn.train_seconds, epoch_wall_s=times.wall, epoch_cpu_s=times.cpu,

@@ -14,6 +14,7 @@ from fastai.basics import set_seed
 from .data import benchmarks
 from .data.loaders import check_sub_seq_len
 import tsfast_lite.inference  # adds predict_sequence, evaluate_tests
+import tsfast_lite.learner.lm  # adds fit_lm
 
 # %% auto #0
 __all__ = ['FAMILIES', 'LOSSES', 'INITS', 'BENCHMARK_NAMES', 'RECIPES', 'Recipe', 'register_recipe', 'benchmark_name',
@@ -51,6 +52,7 @@ class Recipe:
     lr:float=3e-3 # its maximum learning rate
     init:str='zero' # initial state of the test simulations: 'zero', 'estimate' or 'encoder'
     keep_best:bool=False # keep the weights of the epoch whose free run of the validation records is best (`SimRMSE`, `KeepBestCB`)
+    lm_iter:int=0 # Levenberg-Marquardt iterations (`fit_lm`) after the epochs; with n_epoch=0 the only training
 
     def __post_init__(self):
         if self.learner is None: object.__setattr__(self, 'learner', {})
@@ -65,7 +67,10 @@ class Recipe:
         loss = self.learner.get('loss_func')
         if loss is not None and loss not in LOSSES:
             raise ValueError(f"loss_func={loss!r} is not a loss name; valid values are {list(LOSSES)}")
-        object.__setattr__(self, 'n_epoch', _pos('n_epoch', self.n_epoch))
+        if isinstance(self.lm_iter, bool) or not isinstance(self.lm_iter, (int, np.integer)) or self.lm_iter < 0:
+            raise ValueError(f"lm_iter={self.lm_iter!r} must be a whole number of Levenberg-Marquardt iterations >= 0")
+        if not (self.n_epoch == 0 and self.lm_iter > 0 and not isinstance(self.n_epoch, bool)):   # LM only: no epochs
+            object.__setattr__(self, 'n_epoch', _pos('n_epoch', self.n_epoch))
         object.__setattr__(self, 'lr', _pos('lr', self.lr, float))
         for k in ('win_sz', 'stp_sz', 'bs'):
             if k in self.dls: _pos(k, self.dls[k])
@@ -97,7 +102,8 @@ class Recipe:
 
     def __str__(self):
         "One paragraph: name, benchmark, family and the values"
-        fit = f"fit_flat_cos({self.n_epoch}, lr={self.lr:g})"
+        fit = ', '.join(([f"fit_flat_cos({self.n_epoch}, lr={self.lr:g})"] if self.n_epoch else [])
+                        + ([f"fit_lm({self.lm_iter})"] if self.lm_iter else []))
         return (f"{self.benchmark or 'any benchmark'} / {self.name}: {self.family} {self.learner}, dls {self.dls}, "
                 f"{fit}, test init {self.init!r}" + (", the best epoch's weights kept (keep_best)" if self.keep_best else ''))
 
@@ -317,7 +323,8 @@ def train_recipe(
     set_seed(int(seed))  # after the DataLoaders: the same seed gives the same run with DataLoaders made beforehand
     learn = r.create_learner(d)
     t0 = time.perf_counter()
-    learn.fit_flat_cos(r.n_epoch, lr=r.lr, cbs=cbs)
+    if r.n_epoch: learn.fit_flat_cos(r.n_epoch, lr=r.lr, cbs=cbs)
+    if r.lm_iter: learn.fit_lm(r.lm_iter, cbs=cbs)   # Levenberg-Marquardt, after the epochs or alone
     learn.train_seconds, learn.recipe = time.perf_counter() - t0, r
     scores = learn.evaluate_tests(init=init, plot=plot) if d.test_sets else None
     return learn, scores

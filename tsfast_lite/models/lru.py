@@ -35,7 +35,7 @@ class _LinearScan(torch.autograd.Function):
     def forward(lam, bu, x0):
         a, x = _doubling_scan(lam, bu)
         if x0 is not None: x = x + a * x0.unsqueeze(-2)      # x_t = b_t + lam^(t+1) x0
-        return x
+        return x.clone() if x is bu else x                  # T = 1 without x0: the input itself (autograd needs a new tensor)
 
     @staticmethod
     def setup_context(ctx, inputs, x):
