@@ -134,9 +134,12 @@ RECIPES.update({
                                              "`bw_nonlinear_ss` measured better)", n_epoch=30, init='estimate'),
     'em_shooting_keep_best': RECIPES['em_shooting'].replace(doc="`em_shooting` keeping the weights of the epoch whose free "
                                                             "run of the validation record was best (`keep_best=True`)", keep_best=True),
-    'sb_pnlss_lm': RECIPES['sb_nonlinear_ss'].replace(doc="`sb_nonlinear_ss` (PNLSS: nx 2, degree 3, from the best linear "
-                                                       "approximation) trained by Levenberg-Marquardt instead of Adam: "
-                                                       "fit_lm(20) on the training records tiled by windows of 5000", n_epoch=0, lm_iter=20),
+    'sb_lstm_best': get_recipe('silverbox', 'rnn').replace(
+        name='best_lstm', n_epoch=50, init='estimate',
+        doc=get_recipe('silverbox', 'rnn').doc.replace('fit_flat_cos(25, 3e-3) (1,000 window-batches, 20,000 updates)',
+                                                      'fit_flat_cos(50, 3e-3) (2,000 window-batches, 40,000 updates)')
+            + "; test simulations from the state estimated on the n_init samples (the `best` recipe until the polynomial "
+              "state space trained by Levenberg-Marquardt, `sb_best`, measured better)"),
     'em_shooting_lr1e-3': RECIPES['em_shooting'].replace(doc="`em_shooting` with lr 1e-3 (chosen on seed 0, 3.1 mm there)", lr=1e-3),
     'em_tcn_est': RECIPES['em_tcn'].replace(doc="`em_tcn` from the estimated state (the `best` recipe until `em_shooting` "
                                             "measured better)", init='estimate'),

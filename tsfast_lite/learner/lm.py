@@ -219,9 +219,10 @@ def fit_lm(self:SeqLearner,
                           "parameters (requires_grad_(False)), or raise max_gb")
     self.lm = _LM(self, sim, flat, u, y, w, start, bw)
     self.n_epoch, self.lm_stop = n_iter + 1, None
-    with self.threads_ctx(), self.added_cbs([_LMColumnsCB()] + listify(cbs)):
-        self._with_events(partial(self._do_fit_lm, lam, tol, keep_best), 'fit', CancelFitException, self._end_cleanup)
-    del self.lm
+    try:
+        with self.threads_ctx(), self.added_cbs([_LMColumnsCB()] + listify(cbs)):
+            self._with_events(partial(self._do_fit_lm, lam, tol, keep_best), 'fit', CancelFitException, self._end_cleanup)
+    finally: del self.lm   # the windows and the Jacobian's workspace are not kept (nor exported)
 
 @patch
 def _do_fit_lm(self:SeqLearner, lam, tol, keep_best):
@@ -251,7 +252,7 @@ def _do_fit_lm(self:SeqLearner, lam, tol, keep_best):
                 rec.log.append(float(shown))
             self._with_events(epoch, 'epoch', CancelEpochException)
             v = rec.values[-1][list(rec.metric_names[1:]).index('valid_loss')] if rec.values else None
-            if keep_best and v is not None and (best is None or v < best[0]):
+            if keep_best and isinstance(v, float) and math.isfinite(v) and (best is None or v < best[0]):
                 best = (v, it, {k: t.detach().clone() for k, t in bare_model(self.model).state_dict().items()})
             if stop is not None:
                 self.lm_stop = f"iteration {it}: {stop}"
