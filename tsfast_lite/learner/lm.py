@@ -6,7 +6,7 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/02_learner/lm.html.md"""
 
 # %% ../../nbs/02_learner/07_lm.ipynb #e2d0b9dd
 from __future__ import annotations
-import math
+import math, warnings
 from functools import partial
 import numpy as np, torch
 from torch import nn
@@ -52,9 +52,9 @@ def lm_windows(learn:SeqLearner, # the learner whose training records are tiled
         raise ValueError(f"win_sz={W} leaves nothing to score: each window starts with {start} samples that are not "
                          f"scored (n_skip={n_skip}, the initial state's n_init={n_enc}); give win_sz > {start}")
     wins = learn.dls.train.windows
-    firsts, weights = [], []
+    firsts, weights, short = [], [], []
     for a, b in _record_bounds(wins):
-        if b - a < W: continue
+        if b - a < W: short.append(int(b - a)); continue
         s = list(range(a, b - W + 1, W - start))
         ends = [x + W for x in s]
         if ends[-1] < b: s.append(b - W)   # the record's tail: a window ending at its last sample
@@ -64,6 +64,8 @@ def lm_windows(learn:SeqLearner, # the learner whose training records are tiled
             firsts.append(x); weights.append(w)
     if not firsts:
         raise ValueError(f"No training record is as long as win_sz={W}: fit_lm has no window to fit; give a smaller win_sz")
+    if short: warnings.warn(f"{len(short)} training record(s) shorter than win_sz={W} are not fitted (lengths "
+                            f"{sorted(short)[:10]}); give win_sz <= {min(short)} to fit them too")
     first = torch.as_tensor(firsts, device=wins.u.device)
     idx = first[:, None] + torch.arange(W, device=first.device)
     w = torch.as_tensor(np.stack(weights), dtype=torch.float64, device=first.device)[..., None]
@@ -119,16 +121,18 @@ class _LM:
         H, g = self.normal(theta)
         if not (torch.isfinite(H).all() and torch.isfinite(g).all()):
             raise FloatingPointError("fit_lm: the Jacobian of the training windows is not finite")
-        s = (H.diagonal() / self.n_res).sqrt()                      # the columns of J to unit rms (conditioning)
-        s = torch.where(s > 0, s, torch.ones_like(s))
+        s = (H.diagonal() / self.n_res).sqrt()                      # the columns of J to unit rms (conditioning), at least
+        s = s.clamp_min(float(s.max()) * 1e-6 or 1.)                # 1e-6 of the largest: a column the residuals barely see
+                                                                    # is not blown up to unit rms (its step would be huge)
         e, V = torch.linalg.eigh(H / s[:, None] / s[None])          # squared singular values of the scaled J
         smax = float(e.max().clamp_min(0).sqrt())
         if smax == 0: return theta, cost, loss, lam, lam, "the Jacobian is zero: no parameter changes the residuals"
         keep = e > e.max() * 1e-14                                  # the rank: directions the data determine
+        lam0 = lam
         V, e = V[:, keep], e[keep]
         p = V.T @ (g / s)
         while True:
-            d = -(V @ (p / (e + lam**2))) / s                        # -(J^T J + lam^2 S^2)^+ J^T r
+            d = -(V @ (p / (e + lam * lam))) / s                     # -(J^T J + lam^2 S^2)^+ J^T r
             c_new, l_new = self.cost(theta + d)
             if math.isfinite(c_new) and c_new < cost:
                 theta, used = theta + d, lam
@@ -137,7 +141,7 @@ class _LM:
                 stop = f"a step lowered the cost by the fraction {rel:.3g} < tol={tol:g}" if rel < tol else None
                 return theta, c_new, l_new, lam / 2, used, stop
             lam = smax if lam == 0 else lam * math.sqrt(10)
-            if lam > _LAM_CEIL * smax:
+            if lam > _LAM_CEIL * max(smax, lam0):
                 return theta, cost, loss, lam, lam, (f"no step lowers the cost before lambda exceeds {_LAM_CEIL:g} x the "
                                                      f"largest singular value ({smax:.3g}): a local minimum")
 
@@ -174,7 +178,7 @@ class _LMColumnsCB(Callback):
         self.recorder.metric_names = L(names)
 
 # %% ../../nbs/02_learner/07_lm.ipynb #e20606af
-def _check_lm_args(n_iter, lam, tol, max_gb):
+def _check_lm_args(n_iter, lam, tol, max_gb, keep_best, cbs):
     "The arguments of `fit_lm`, checked before any work"
     if isinstance(n_iter, (bool, np.bool_)) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
         raise ValueError(f"n_iter={n_iter!r} must be a positive whole number of iterations")
@@ -184,6 +188,15 @@ def _check_lm_args(n_iter, lam, tol, max_gb):
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) or not 0 <= v < math.inf \
            or (name == 'max_gb' and v == 0):
             raise ValueError(f"{name}={v!r} must be a finite number {'> 0' if name == 'max_gb' else '>= 0'} ({what})")
+    if tol >= 1: raise ValueError(f"tol={tol!r} must be below 1: it is a fraction of the cost (0 never stops early)")
+    if lam > 1e100: raise ValueError(f"lam={lam!r} must be at most 1e100 (the starting damping, in singular values of the scaled Jacobian)")
+    if not isinstance(keep_best, (bool, np.bool_)): raise ValueError(f"keep_best={keep_best!r} must be True or False")
+    for cb in listify(cbs):
+        if not (isinstance(cb, Callback) or (isinstance(cb, type) and issubclass(cb, Callback))):
+            raise TypeError(f"cbs holds {cb!r}: give fastai callbacks (instances or classes)")
+        if isinstance(cb, CheckpointCB) or (isinstance(cb, type) and issubclass(cb, CheckpointCB)):
+            raise ValueError("fit_lm keeps no optimizer state to resume: CheckpointCB is for fit, fit_one_cycle and fit_flat_cos. "
+                             "Save the weights after fit_lm (learn.save) and call fit_lm again to continue")
 
 _GiB = 2**30
 
@@ -198,9 +211,9 @@ def fit_lm(self:SeqLearner,
            cbs=None, # callbacks for this fit (fastai's: `EarlyStoppingCallback`, `SaveModelCallback`, ...)
           ):
     "Levenberg-Marquardt on the simulation error of the training records, every sample scored once: one row per iteration"
-    _check_lm_args(n_iter, lam, tol, max_gb)
+    _check_lm_args(n_iter, lam, tol, max_gb, keep_best, cbs)
     if num_distrib() > 1: raise RuntimeError("fit_lm runs in one process: its Jacobian needs every window; call it outside distrib_ctx")
-    if any(isinstance(c, CheckpointCB) for c in list(self.cbs) + listify(cbs)):
+    if any(isinstance(c, CheckpointCB) for c in self.cbs):
         raise ValueError("fit_lm keeps no optimizer state to resume: CheckpointCB is for fit, fit_one_cycle and fit_flat_cos. "
                          "Save the weights after fit_lm (learn.save) and call fit_lm again to continue")
     self._check_dls()
@@ -214,7 +227,7 @@ def fit_lm(self:SeqLearner,
     need = 8 * (3 * P * P + P * bw * (W - start) * n_y)
     if need > max_gb * _GiB:
         raise MemoryError(f"fit_lm: {P:,} parameters x {n_res:,} residuals; the normal equations ({P:,} x {P:,}, float64) "
-                          f"and a Jacobian block need {need / _GiB:.1f} GiB, more than max_gb={max_gb:g}. Levenberg-Marquardt "
+                          f"and a Jacobian block need {need / _GiB:.3g} GiB, more than max_gb={max_gb:g}. Levenberg-Marquardt "
                           "is for models of up to a few thousand parameters: train this one with fit_flat_cos, freeze "
                           "parameters (requires_grad_(False)), or raise max_gb")
     self.lm = _LM(self, sim, flat, u, y, w, start, bw)
@@ -231,6 +244,7 @@ def _do_fit_lm(self:SeqLearner, lam, tol, keep_best):
     best = None
     try:
         theta = lm.flat.get()
+        self.model.eval()   # the cost LM compares its steps with: no dropout, no batch statistics
         cost, loss = lm.cost(theta)
         if not math.isfinite(cost):
             raise FloatingPointError("fit_lm: the starting model's simulation of the training windows is not finite")
@@ -250,15 +264,22 @@ def _do_fit_lm(self:SeqLearner, lam, tol, keep_best):
                 self._with_events(step, 'train', CancelTrainException)
                 self._do_epoch_validate()
                 rec.log.append(float(shown))
-            self._with_events(epoch, 'epoch', CancelEpochException)
-            v = rec.values[-1][list(rec.metric_names[1:]).index('valid_loss')] if rec.values else None
-            if keep_best and isinstance(v, float) and math.isfinite(v) and (best is None or v < best[0]):
-                best = (v, it, {k: t.detach().clone() for k, t in bare_model(self.model).state_dict().items()})
+            def remember():
+                nonlocal best
+                names = list(rec.metric_names[1:])
+                v = rec.values[-1][names.index('valid_loss')] if rec.values and 'valid_loss' in names else None
+                if isinstance(v, float) and math.isfinite(v) and (best is None or v < best[0]):
+                    best = (v, it, {k: t.detach().clone() for k, t in bare_model(self.model).state_dict().items()})
+            # the epoch's rows are recorded at its `after_epoch`, also when a callback ends the fit there (early stopping)
+            try: self._with_events(epoch, 'epoch', CancelEpochException)
+            finally:
+                if keep_best: remember()
             if stop is not None:
                 self.lm_stop = f"iteration {it}: {stop}"
                 print(f"fit_lm stopped at iteration {it}: {stop}")
                 break
+    finally:
+        rec.smooth_loss = smooth
         if keep_best and best is not None and best[1] != self.epoch:
             bare_model(self.model).load_state_dict(best[2])
             print(f"fit_lm: kept the weights of iteration {best[1]}, whose valid_loss {best[0]:.6g} is the lowest")
-    finally: rec.smooth_loss = smooth

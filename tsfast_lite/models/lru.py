@@ -30,7 +30,6 @@ def _doubling_scan(lam, bu):
 
 class _LinearScan(torch.autograd.Function):
     "x_t = lam * x_{t-1} + bu_t by a doubling scan; backward the adjoint scan reversed in time, forward mode the tangents' scan"
-    generate_vmap_rule = True  # torch.func transforms (vmap of jvp: Jacobians for `fit_lm`) batch it by running it per batch
     @staticmethod
     def forward(lam, bu, x0):
         a, x = _doubling_scan(lam, bu)
@@ -51,8 +50,7 @@ class _LinearScan(torch.autograd.Function):
         if dlam is not None:
             first = x0[0].unsqueeze(-2) if x0 else torch.zeros_like(x[..., :1, :])
             d = d + dlam.unsqueeze(-2) * torch.cat([first, x[..., :-1, :]], -2)
-        a, dx = _doubling_scan(lam, d)
-        return dx if dx0 is None else dx + a * dx0.unsqueeze(-2)
+        return _LinearScan.apply(lam, d, dx0)
 
     @staticmethod
     def backward(ctx, g):
@@ -65,6 +63,22 @@ class _LinearScan(torch.autograd.Function):
             g_lam = g_lam.sum_to_size(lam.shape)
         if x0 is not None and ctx.needs_input_grad[2]: g_x0 = (lam.conj() * G[..., 0, :]).sum_to_size(x0.shape)
         return g_lam, G if ctx.needs_input_grad[1] else None, g_x0
+
+    @staticmethod
+    def vmap(info, in_dims, lam, bu, x0):
+        "Under `vmap` (fit_lm's Jacobian: hundreds of tangents at once) the vmapped dimension joins the batch"
+        B = info.batch_size
+        def front(t, d): return None if t is None else (t.movedim(d, 0) if d is not None else t.expand(B, *t.shape))
+        lam, bu, x0 = front(lam, in_dims[0]), front(bu, in_dims[1]), front(x0, in_dims[2])   # [B, ...] each
+        bs, T, N = bu.shape[1:]
+        lam = (lam[:, None].expand(B, bs, N) if lam.ndim == 2 else lam).reshape(B * bs, N)
+        bu, x0 = bu.reshape(B * bs, T, N), None if x0 is None else x0.reshape(B * bs, N)
+        if B * bs * N >= 256 and T > 64:   # wide: one pass step by step beats the doubling scan's log2(T) passes
+            xs, s = [], (torch.zeros_like(bu[:, 0]) if x0 is None else x0)
+            for b_t in bu.unbind(1): s = lam * s + b_t; xs.append(s)
+            x = torch.stack(xs, 1)
+        else: x = _LinearScan.apply(lam, bu, x0)
+        return x.reshape(B, bs, T, N), 0
 
 def linear_scan(lam:torch.Tensor, # [N] or [bs, N] (complex or real): the diagonal of the transition
                 bu:torch.Tensor, # [bs, T, N], same dtype: the inputs b_t added at each step
