@@ -86,8 +86,9 @@ def figure(rows, save:bool=True):
             if r['benchmark'] != b or not r['points']: continue
             t = [p['seconds'] / 60 for p in r['points']]; v = [p['rmse'][sets[b]] for p in r['points']]
             ax.semilogy(t, v, 'o-', ms=3, label='Levenberg-Marquardt' if r['arm'] == 'lm' else 'Adam (fit_flat_cos)')
+        unit = next(r['unit'] for r in rows if r['benchmark'] == b)[5:]
         ax.set_title(f"{b}: {sets[b]}", fontsize=10); ax.set_xlabel('training time [min], one CPU thread')
-        ax.set_ylabel(f"test RMSE {r['unit'][5:]}"); ax.legend(fontsize=8)
+        ax.set_ylabel(f"test RMSE {unit}"); ax.legend(fontsize=8)
     fig.tight_layout()
     if save: fig.savefig(FIG, dpi=110)
     return fig
