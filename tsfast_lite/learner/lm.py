@@ -56,8 +56,7 @@ def lm_windows(learn:SeqLearner, # the learner whose training records are tiled
     for a, b in _record_bounds(wins):
         if b - a < W: short.append(int(b - a)); continue
         s = list(range(a, b - W + 1, W - start))
-        ends = [x + W for x in s]
-        if ends[-1] < b: s.append(b - W)   # the record's tail: a window ending at its last sample
+        if s[-1] + W < b: s.append(b - W)   # the record's tail: a window ending at its last sample
         for i, x in enumerate(s):
             w = np.ones(W - start)
             if i and x + start < s[i - 1] + W: w[:s[i - 1] + W - x - start] = 0   # scored by the window before
@@ -148,8 +147,8 @@ class _LM:
 class _LMFlat:
     "The trainable parameters of a model as one float64 vector: the point `fit_lm` moves"
     def __init__(self, model:nn.Module):
-        self.names, self.params = zip(*[(n, p) for n, p in model.named_parameters() if p.requires_grad]) if any(
-            p.requires_grad for p in model.parameters()) else ((), ())
+        trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self.names, self.params = [n for n, _ in trained], [p for _, p in trained]
         self.shapes, self.sizes = [p.shape for p in self.params], [p.numel() for p in self.params]
         self.n = sum(self.sizes)
         self.fixed = {n: t.detach().double() if t.is_floating_point() else t.detach()
@@ -178,7 +177,7 @@ class _LMColumnsCB(Callback):
         self.recorder.metric_names = L(names)
 
 # %% ../../nbs/02_learner/07_lm.ipynb #e20606af
-def _check_lm_args(n_iter, lam, tol, max_gb, keep_best, cbs):
+def _check_lm_args(n_iter, lam, tol, max_gb, keep_best, cbs, learner_cbs=()):
     "The arguments of `fit_lm`, checked before any work"
     if isinstance(n_iter, (bool, np.bool_)) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
         raise ValueError(f"n_iter={n_iter!r} must be a positive whole number of iterations")
@@ -194,6 +193,7 @@ def _check_lm_args(n_iter, lam, tol, max_gb, keep_best, cbs):
     for cb in listify(cbs):
         if not (isinstance(cb, Callback) or (isinstance(cb, type) and issubclass(cb, Callback))):
             raise TypeError(f"cbs holds {cb!r}: give fastai callbacks (instances or classes)")
+    for cb in list(learner_cbs) + listify(cbs):
         if isinstance(cb, CheckpointCB) or (isinstance(cb, type) and issubclass(cb, CheckpointCB)):
             raise ValueError("fit_lm keeps no optimizer state to resume: CheckpointCB is for fit, fit_one_cycle and fit_flat_cos. "
                              "Save the weights after fit_lm (learn.save) and call fit_lm again to continue")
@@ -211,11 +211,8 @@ def fit_lm(self:SeqLearner,
            cbs=None, # callbacks for this fit (fastai's: `EarlyStoppingCallback`, `SaveModelCallback`, ...)
           ):
     "Levenberg-Marquardt on the simulation error of the training records, every sample scored once: one row per iteration"
-    _check_lm_args(n_iter, lam, tol, max_gb, keep_best, cbs)
+    _check_lm_args(n_iter, lam, tol, max_gb, keep_best, cbs, self.cbs)
     if num_distrib() > 1: raise RuntimeError("fit_lm runs in one process: its Jacobian needs every window; call it outside distrib_ctx")
-    if any(isinstance(c, CheckpointCB) for c in self.cbs):
-        raise ValueError("fit_lm keeps no optimizer state to resume: CheckpointCB is for fit, fit_one_cycle and fit_flat_cos. "
-                         "Save the weights after fit_lm (learn.save) and call fit_lm again to continue")
     self._check_dls()
     sim = bare_model(self.model)
     u, y, w, start = lm_windows(self, win_sz)
