@@ -53,17 +53,34 @@ def _tensors(state) -> list:
     "The tensors of a recurrent state: a tensor (GRU, RNN) or a tuple of them (LSTM's (h, c))"
     return [state] if isinstance(state, torch.Tensor) else list(state)
 
+def _inner(model):
+    "The family's own model inside a `SimModel`"
+    return getattr(model, 'model', model)
+
+def _describe(ts) -> str:
+    return ', '.join(f"{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}" for t in ts)
+
 def _check_state(state, model, device):
-    "A state for `model` must have batch size 1 and live on the model's device"
+    """A state handed in must be what `model` itself carries for one sequence: the same number of tensors, each of the
+    same shape, dtype and device as the state the model returns after one sample from the zero state"""
     if state is None: return
-    ts = _tensors(state)
-    if not ts or not all(isinstance(t, torch.Tensor) for t in ts):
+    if not isinstance(state, (torch.Tensor, tuple)) or not _tensors(state) or not all(isinstance(t, torch.Tensor) for t in _tensors(state)):
         raise TypeError(f"state must be None, a tensor or a tuple of tensors (the model's own state); got {type(state).__name__}")
-    for t in ts:
-        if t.ndim < 1 or t.shape[0] != 1:
-            raise ValueError(f"state has a tensor of shape {tuple(t.shape)}; expected batch size 1 in its first dimension "
-                             "(the model's state for one sequence)")
-        if t.device != device: raise ValueError(f"state is on {t.device} but the model is on {device}")
+    with torch.no_grad(): _, ref = model(torch.zeros(1, 1, len(model.u_mean), device=device))
+    ts, rs, name = _tensors(state), _tensors(ref), type(_inner(model)).__name__
+    kind = 'a tensor' if isinstance(ref, torch.Tensor) else f'a tuple of {len(rs)} tensor{"s" if len(rs) > 1 else ""}'
+    want = f"{name}'s state for one sequence is {kind} ({_describe(rs)})"
+    if len(ts) != len(rs) or isinstance(state, torch.Tensor) != isinstance(ref, torch.Tensor):
+        got = 'a tensor' if isinstance(state, torch.Tensor) else f'a tuple of {len(ts)} tensor{"s" if len(ts) != 1 else ""}'
+        raise ValueError(f"state is {got} ({_describe(ts)}); {want}")
+    for k, (t, r) in enumerate(zip(ts, rs)):
+        which = 'state' if len(ts) == 1 else f'state[{k}]'
+        if t.shape != r.shape:
+            hint = " (batch size 1 in the first dimension: one sequence)" if t.ndim == r.ndim and t.shape[1:] == r.shape[1:] else ''
+            raise ValueError(f"{which} has shape {tuple(t.shape)}; {want}{hint}")
+        if t.dtype != r.dtype: raise ValueError(f"{which} is {str(t.dtype).replace('torch.', '')}; {want}: convert it with .to({r.dtype})")
+        if t.device != r.device: raise ValueError(f"{which} is on {t.device} but the model is on {r.device}: move it with .to('{r.device}')")
+
 
 # %% ../nbs/03_inference/00_inference.ipynb #61183bd1
 def _y_offset(model) -> np.ndarray:

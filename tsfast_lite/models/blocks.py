@@ -12,7 +12,7 @@ from torch import nn
 from scipy.signal import ss2tf, tf2ss
 from fastcore.basics import store_attr
 from .lru import _check_pos_int, _state_mismatch
-from .linear_ss import LinearSS, fit_bla, dls_records, simulate_ss
+from .linear_ss import LinearSS, fit_bla, dls_records, simulate_ss, check_ss
 from .nonlinear_ss import _residual, _random_ss
 
 # %% auto #0
@@ -72,9 +72,7 @@ def split_bla(bla, # a single-input single-output (A, B, C, D), e.g. from `fit_b
               nx1:int|None=None, # poles of the first filter (default: the feasible number closest to half, the smaller on a tie)
              ) -> tuple:
     "Two filters in series, G2(G1(u)) = the system: `nx1` poles to G1, interleaved in frequency with G2's; the zeros so that both are proper"
-    if not isinstance(bla, (tuple, list)) or len(bla) != 4:
-        raise ValueError(f"bla must be a tuple (A, B, C, D), got {type(bla).__name__}")
-    A, B, C, D = (np.asarray(m, dtype=np.float64) for m in bla)
+    A, B, C, D = check_ss(bla, 'split_bla')
     nx = A.shape[0]
     if B.shape[1] != 1 or C.shape[0] != 1:
         raise ValueError(f"split_bla needs a single-input single-output system, got {B.shape[1]} input(s) and {C.shape[0]} output(s)")
@@ -85,7 +83,8 @@ def split_bla(bla, # a single-input single-output (A, B, C, D), e.g. from `fit_b
     feasible = sorted(k for k in _split_sizes([len(g) for g in pgroups])
                       if 0 < k < nx and _zeros_for(zgroups, k, nx - k) is not None)
     if nx1 is None:
-        if not feasible: raise ValueError("split_bla: no split of the poles keeps both filters proper")
+        if not feasible: raise ValueError(f"split_bla: no split of the {nx} poles (in groups of {[len(g) for g in pgroups]}: a complex-conjugate "
+                                          "pair stays together) keeps both filters proper: use a BLA with more states, or structure='wiener' or 'hammerstein'")
         nx1 = min(feasible, key=lambda k: (abs(k - nx / 2), k))
     nx1 = _check_pos_int('nx1', nx1)
     if nx1 >= nx: raise ValueError(f"nx1={nx1} must be below the system's {nx} states (each filter keeps at least one pole)")
@@ -95,7 +94,7 @@ def split_bla(bla, # a single-input single-output (A, B, C, D), e.g. from `fit_b
     p1, p2 = _split_groups(pgroups, nx1)
     z1, z2 = _zeros_for(zgroups, nx1, nx - nx1)
     def realise(z, p, k):
-        n, d = np.real(k * np.poly(z)), np.real(np.poly(p))
+        n, d = np.atleast_1d(np.real(k * np.poly(z))), np.atleast_1d(np.real(np.poly(p)))  # np.poly([]) is the scalar 1.0
         return tuple(tf2ss(np.concatenate([np.zeros(len(d) - len(n)), n]), d))
     return realise(z1, p1, 1.), realise(z2, p2, num[0])
 
@@ -185,8 +184,8 @@ def block_bla(bla, # the best linear approximation (A, B, C, D), e.g. from `fit_
              ) -> tuple:
     "(g1, g2, weight) for `BlockModel`: blocks whose series is exactly the BLA, the static part the identity on the BLA's path"
     if structure not in _structures: raise ValueError(f"structure={structure!r} is not supported; valid values are {list(_structures)}")
-    if not isinstance(bla, (tuple, list)) or len(bla) != 4: raise ValueError(f"bla must be a tuple (A, B, C, D), got {type(bla).__name__}")
-    A, B, C, D = (np.asarray(m, dtype=np.float64) for m in bla)
+    A, B, C, D = check_ss(bla, 'block_bla')
+    bla = (A, B, C, D)
     n_u, n_y, nx, rng = B.shape[1], C.shape[0], A.shape[0], np.random.default_rng(seed)
     branches = _check_pos_int('branches', branches)
     if not isinstance(branch_nx, (int, np.integer)) or isinstance(branch_nx, bool) or branch_nx < 0:

@@ -16,7 +16,7 @@ from .rnn import ScaledLinear
 from .lru import linear_scan, _check_pos_int, _state_mismatch
 
 # %% auto #0
-__all__ = ['INTEGRATOR_TOL', 'simulate_ss', 'fit_bla', 'dls_records', 'LinearSS']
+__all__ = ['INTEGRATOR_TOL', 'simulate_ss', 'fit_bla', 'dls_records', 'check_ss', 'LinearSS']
 
 # %% ../../nbs/01_models/03_linear_ss.ipynb #2318dd82
 def simulate_ss(A, B, C, D, u, x0=None) -> np.ndarray:
@@ -228,16 +228,35 @@ def dls_records(dls, split:str='train') -> tuple:
 # %% ../../nbs/01_models/03_linear_ss.ipynb #00b037d4
 _residuals = ('gru', 'mlp', None)
 
-def _modal_from_bla(bla, n_u:int, n_y:int, nx:int) -> tuple:
-    "Poles lam [nx] and modal B~ [nx, n_u], C~ [n_y, nx] (complex), D [n_y, n_u] from a real (A, B, C, D); poles at 1 are exactly 1"
+def check_ss(bla, # (A, B, C, D): a 0-d or 1-element D is a single-input single-output system's scalar
+             who:str='bla', # what needs it, for the error
+             n_u:int|None=None, n_y:int|None=None, nx:int|None=None, # the sizes `who` needs (None: any)
+            ) -> tuple:
+    "A state-space system (A, B, C, D) as float64 arrays of consistent shapes [nx, nx], [nx, n_u], [n_y, nx], [n_y, n_u], finite; else a ValueError naming what is wrong"
     if not isinstance(bla, (tuple, list)) or len(bla) != 4:
-        raise ValueError(f"bla must be a tuple (A, B, C, D), got {type(bla).__name__}")
-    A, B, C, D = (np.asarray(m, dtype=np.float64) for m in bla)
+        raise ValueError(f"{who}: bla must be a tuple (A, B, C, D), got {type(bla).__name__}" + (f" of {len(bla)}" if isinstance(bla, (tuple, list)) else ''))
+    mats = []
+    for k, m in zip('ABCD', bla):
+        try: m = np.asarray(m.detach().cpu() if isinstance(m, torch.Tensor) else m, dtype=np.float64)
+        except (TypeError, ValueError) as e: raise ValueError(f"{who}: bla's {k} cannot be read as an array of numbers ({e})") from None
+        mats.append(m)
+    A, B, C, D = mats
+    if D.size == 1 and D.ndim < 2 and B.ndim == 2 and C.ndim == 2 and B.shape[1] == 1 and C.shape[0] == 1: D = D.reshape(1, 1)
+    if any(m.ndim != 2 for m in (A, B, C, D)) or A.shape[0] != A.shape[1] or B.shape[0] != A.shape[0] or C.shape[1] != A.shape[0] \
+       or D.shape != (C.shape[0], B.shape[1]):
+        raise ValueError(f"{who}: bla=(A, B, C, D) has shapes {dict(A=A.shape, B=B.shape, C=C.shape, D=D.shape)}; a system with "
+                         "nx states, n_u inputs and n_y outputs has A [nx, nx], B [nx, n_u], C [n_y, nx], D [n_y, n_u]")
     want = dict(A=(nx, nx), B=(nx, n_u), C=(n_y, nx), D=(n_y, n_u))
     got = dict(A=A.shape, B=B.shape, C=C.shape, D=D.shape)
-    if got != want:
-        raise ValueError(f"bla=(A, B, C, D) has shapes {got}; LinearSS(n_u={n_u}, n_y={n_y}, nx={nx}) needs {want}")
-    if not all(np.isfinite(m).all() for m in (A, B, C, D)): raise ValueError("bla holds NaN or infinite values")
+    if any(w is not None and g != w for k in want for w, g in zip(want[k], got[k])):
+        raise ValueError(f"bla=(A, B, C, D) has shapes {got}; {who} needs {want}")
+    for k, m in zip('ABCD', (A, B, C, D)):
+        if not np.isfinite(m).all(): raise ValueError(f"{who}: bla's {k} holds NaN or infinite values")
+    return A, B, C, D
+
+def _modal_from_bla(bla, n_u:int, n_y:int, nx:int) -> tuple:
+    "Poles lam [nx] and modal B~ [nx, n_u], C~ [n_y, nx] (complex), D [n_y, n_u] from a real (A, B, C, D); poles at 1 are exactly 1"
+    A, B, C, D = check_ss(bla, f'LinearSS(n_u={n_u}, n_y={n_y}, nx={nx})', n_u, n_y, nx)
     lam, V = np.linalg.eig(A)
     if np.abs(lam).max() > 1 + 1e-9:
         raise ValueError(f"bla's A has a pole of magnitude {np.abs(lam).max():.6g} > 1 (unstable); LinearSS keeps "

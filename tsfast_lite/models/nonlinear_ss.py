@@ -14,7 +14,7 @@ from torch.autograd.function import once_differentiable
 from torch.func import vmap, jacrev
 from fastcore.basics import store_attr
 from .lru import _check_pos_int
-from .linear_ss import fit_bla, dls_records
+from .linear_ss import fit_bla, dls_records, check_ss
 
 # %% auto #0
 __all__ = ['Monomials', 'NonlinearSS']
@@ -268,11 +268,4 @@ class NonlinearSS(nn.Module):
         if self.h_net is not None: y = y + self.h_net(torch.cat([X, u], -1))
         return y, x
 
-def _check_bla(bla, n_u, n_y, nx):
-    if not isinstance(bla, (tuple, list)) or len(bla) != 4:
-        raise ValueError(f"bla must be a tuple (A, B, C, D), got {type(bla).__name__}")
-    A, B, C, D = (np.asarray(m, dtype=np.float64) for m in bla)
-    want, got = dict(A=(nx, nx), B=(nx, n_u), C=(n_y, nx), D=(n_y, n_u)), dict(A=A.shape, B=B.shape, C=C.shape, D=D.shape)
-    if got != want: raise ValueError(f"bla=(A, B, C, D) has shapes {got}; NonlinearSS(n_u={n_u}, n_y={n_y}, nx={nx}) needs {want}")
-    if not all(np.isfinite(m).all() for m in (A, B, C, D)): raise ValueError("bla holds NaN or infinite values")
-    return A, B, C, D
+def _check_bla(bla, n_u, n_y, nx): return check_ss(bla, f'NonlinearSS(n_u={n_u}, n_y={n_y}, nx={nx})', n_u, n_y, nx)
