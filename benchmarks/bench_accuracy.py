@@ -140,6 +140,14 @@ RECIPES.update({
                                                       'fit_flat_cos(50, 3e-3) (2,000 window-batches, 40,000 updates)')
             + "; test simulations from the state estimated on the n_init samples (the `best` recipe until the polynomial "
               "state space trained by Levenberg-Marquardt, `sb_best`, measured better)"),
+    # multiple shooting on Wiener-Hammerstein (SUBNET's training mode): the `best` structure (nonlinear state space nx 8, f
+    # and h MLPs) on many short windows, each from its least-squares state, against the long-window TBPTT of `wh_best`
+    'wh_shooting': Recipe('shooting', 'wiener_hammerstein', "multiple shooting with the nonlinear state space of `wh_nonlinear_ss` "
+                          "(nx 8, f and h MLPs of 2 x 64 tanh units, zero at the start, at the BLA): every window of 300 samples "
+                          "starts from the state least squares fits to its first 50 samples (encoder='lstsq'), bs 256, "
+                          "stp_sz 1, 20 window-batches/epoch, fit_flat_cos(60, 3e-3); test simulations from the least-squares state",
+                          dict(win_sz=300, stp_sz=1, bs=256, n_batches_train=20), 'nonlinear_ss',
+                          dict(nx=8, f='mlp', encoder='lstsq'), n_epoch=60, lr=3e-3, init='encoder'),
     'em_shooting_lr1e-3': RECIPES['em_shooting'].replace(doc="`em_shooting` with lr 1e-3 (chosen on seed 0, 3.1 mm there)", lr=1e-3),
     'em_tcn_est': RECIPES['em_tcn'].replace(doc="`em_tcn` from the estimated state (the `best` recipe until `em_shooting` "
                                             "measured better)", init='estimate'),
@@ -167,7 +175,7 @@ RECIPES.update({
 # 5-minute recipe there): the same recipe with fewer and more epochs
 # (fit_flat_cos anneals over whatever the budget is, so each point is a whole run, not a snapshot of a longer one)
 for _name, _epochs in (('sb_nonlinear_ss', (5, 10, 40)), ('wh_blocks', (10, 30, 300)), ('wh_nonlinear_ss', (50,)),
-                       ('em_shooting', (10, 20))):
+                       ('em_shooting', (10, 20)), ('wh_shooting', (20,))):
     for _e in _epochs:
         RECIPES[f'{_name}_e{_e}'] = RECIPES[_name].replace(doc=f"`{_name}` with {_e} epochs instead of {RECIPES[_name].n_epoch}", n_epoch=_e)
 RECIPES = {n: r.replace(name=n) for n, r in RECIPES.items()}

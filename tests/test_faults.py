@@ -150,7 +150,7 @@ def test_cli_bad_option_is_a_one_line_usage_error(tmp_path):
 
 def test_cli_log_has_one_line_per_epoch_and_runs_never_overwrite(tmp_path):
     "stdout to a pipe (a log): the epoch table, no bar redraws; a second run goes to tsfast_lite_run_2/"
-    files = ['learner.pkl', 'recipe.json', 'show_results.png', 'test_predictions.png', 'test_scores.csv']
+    files = ['.tsfast-lite-run', 'learner.pkl', 'recipe.json', 'show_results.png', 'test_predictions.png', 'test_scores.csv']
     for i, folder in enumerate(['tsfast_lite_run', 'tsfast_lite_run_2']):
         r = _cli('--benchmark', 'duffing', '--epochs', 2, '--n-batches', 3, '--hidden-size', 8, cwd=tmp_path)
         assert r.returncode == 0, r.stderr[-3000:]
@@ -163,3 +163,18 @@ def test_cli_log_has_one_line_per_epoch_and_runs_never_overwrite(tmp_path):
         assert f"the run's files go to {folder}/{note}" in lines, lines
         assert sorted(p.name for p in (tmp_path/folder).iterdir()) == files
         assert len(log) < 3000, len(log)
+
+
+def test_cli_two_runs_started_together_never_share_a_folder(tmp_path):
+    "Two runs on one --out at the same moment: the folder is claimed when a run starts, so each gets its own and keeps all its files"
+    import json
+    args = ['--benchmark', 'duffing', '--epochs', 1, '--n-batches', 2, '--hidden-size', 8, '--out', 'same']
+    procs = [subprocess.Popen([sys.executable, '-c', 'from tsfast_lite.cli import main; main()', *map(str, args + ['--seed', s])],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in (1, 2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e[-2000:] for _, e in outs]
+    files = ['.tsfast-lite-run', 'learner.pkl', 'recipe.json', 'show_results.png', 'test_predictions.png', 'test_scores.csv']
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['same', 'same_2']
+    seeds = sorted(json.loads((tmp_path/f/'recipe.json').read_text())['seed'] for f in ('same', 'same_2'))
+    assert seeds == [1, 2]                                   # each folder holds one run's files, none overwritten
+    for f in ('same', 'same_2'): assert sorted(p.name for p in (tmp_path/f).iterdir()) == files

@@ -17,8 +17,8 @@ from .recipes import RECIPES, BENCHMARK_NAMES, benchmark_name, check_init, get_r
 import tsfast_lite.inference  # adds predict_sequence, evaluate_tests
 
 # %% auto #0
-__all__ = ['FILE_BENCHMARKS', 'make_dls', 'run_folder', 'recipe_from_options', 'OptionError', 'train_benchmark', 'main',
-           'results_markdown', 'train_all']
+__all__ = ['RUN_MARKER', 'FILE_BENCHMARKS', 'make_dls', 'out_path', 'run_folder', 'claim_folder', 'recipe_from_options',
+           'OptionError', 'train_benchmark', 'main', 'results_markdown', 'train_all']
 
 # %% ../nbs/05_cli/01_cli.ipynb #4f916ab1
 def make_dls(benchmark:str, fallback:bool=True, **kwargs):
@@ -27,16 +27,27 @@ def make_dls(benchmark:str, fallback:bool=True, **kwargs):
     try: return getattr(benchmarks, f'create_dls_{benchmark}')(**kwargs), benchmark
     except FileNotFoundError as e:
         if not fallback: raise
+        import inspect
+        takes = set(inspect.signature(benchmarks.create_dls_duffing).parameters) | set(inspect.signature(benchmarks.create_dls).parameters)
+        dropped = {k: v for k, v in kwargs.items() if k not in takes}   # the benchmark's own split (valid_frac, ...)
         print(f"{e}\n\n--> The {benchmark} files are not available; training on the simulated Duffing oscillator "
-              "instead (needs no file).\n", file=sys.stderr)
-        return benchmarks.create_dls_duffing(**kwargs), 'duffing'
+              "instead (needs no file)" + (f"; {', '.join(f'{k}={v!r}' for k, v in dropped.items())} belong(s) to {benchmark}'s "
+              "split and do(es) not apply" if dropped else '') + ".\n", file=sys.stderr)
+        return benchmarks.create_dls_duffing(**{k: v for k, v in kwargs.items() if k not in dropped}), 'duffing'
 
 # %% ../nbs/05_cli/01_cli.ipynb #8dfe5aa4
+RUN_MARKER = '.tsfast-lite-run' # the file a run creates, with exclusive creation, to claim its folder
+
+def out_path(out:str|Path) -> Path:
+    "The folder `out` names as a shell user means it: `~` and `$VARS` expanded (also when quoted), `.` and `..` resolved"
+    p = Path(os.path.expandvars(os.path.expanduser(str(out))))
+    return p.resolve() if p.name in ('', '.', '..') else p
+
 def _free(p:Path) -> bool: return not p.exists() or (p.is_dir() and not any(p.iterdir()))
 
 def run_folder(out:str|Path) -> tuple:
-    "(folder, note): `out` when new or empty, else the first free `out_2`, `out_3`, ...; a ValueError for a file"
-    p = Path(out)
+    "(folder, note): `out` when new or empty, else the first free `out_2`, `out_3`, ...; a ValueError for a file (a preview: `claim_folder` takes it)"
+    p = out_path(out)
     if p.exists() and not p.is_dir():
         raise ValueError(f"out={str(out)!r} is an existing file; give a folder for the run's files (learner.pkl, "
                          "test_scores.csv, test_predictions.png, show_results.png, recipe.json)")
@@ -59,6 +70,22 @@ def _make_folder(p:Path, out) -> Path:
     if not os.access(p, os.W_OK | os.X_OK): raise ValueError(f"out={str(out)!r}: the folder {p} is not writable")
     return p
 
+def claim_folder(out:str|Path) -> tuple:
+    """(folder, note): the first of `out`, `out_2`, ... that is new or empty, claimed by creating `RUN_MARKER` in it with
+    exclusive creation (`O_EXCL`): of two runs started together on one folder only one gets it, the other the next one"""
+    p = out_path(out)
+    if p.exists() and not p.is_dir(): run_folder(out)    # the error for a file
+    for n in range(1, 10**6):
+        c = p if n == 1 else p.with_name(f'{p.name}_{n}')
+        if c.exists() and (not c.is_dir() or any(e.name != RUN_MARKER for e in os.scandir(c))): continue
+        _make_folder(c, out)
+        try: fd = os.open(c/RUN_MARKER, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError: continue                                        # another run has it
+        with os.fdopen(fd, 'w') as f: f.write(f"claimed by process {os.getpid()} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        if any(e.name != RUN_MARKER for e in os.scandir(c)): (c/RUN_MARKER).unlink(); continue  # filled meanwhile: not free
+        return c, ('' if n == 1 else f"{p} holds an earlier run, which is kept")
+    raise ValueError(f"out={str(out)!r}: no free folder among {p.name}, {p.name}_2, ... {p.name}_999999")
+
 # %% ../nbs/05_cli/01_cli.ipynb #17df5633
 def _int(name, v, low=1, extra=''):
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
@@ -69,7 +96,7 @@ def _int(name, v, low=1, extra=''):
 _RNN_TYPES = ('lstm', 'gru', 'rnn')
 
 def recipe_from_options(benchmark, recipe, epochs=None, lr=None, rnn_type=None, hidden_size=None, win_sz=None,
-                        stp_sz=None, sub_seq_len=None, bs=None, n_batches=None, seed=0, init=None):
+                        stp_sz=None, sub_seq_len=None, bs=None, n_batches=None, seed=0, init=None, lm_iter=None):
     "The recipe the options ask for: `get_recipe(benchmark, recipe)` with every given option's value, each checked"
     name = benchmark_name(benchmark)
     r = get_recipe(name, recipe)
@@ -77,6 +104,7 @@ def recipe_from_options(benchmark, recipe, epochs=None, lr=None, rnn_type=None, 
         if v is not None: _int(k, v)
     if sub_seq_len is not None: _int('sub_seq_len', sub_seq_len, 0, ' (0: full BPTT)')
     if n_batches is not None: _int('n_batches', n_batches, 0, ' (0: all windows)')
+    if lm_iter is not None: _int('lm_iter', lm_iter, 0, ' (0: no Levenberg-Marquardt)')
     _int('seed', seed, 0)
     if seed >= 2**32: raise ValueError(f"seed={seed} must be smaller than 2**32")
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float, np.number)) or not 0 < lr < float('inf')):
@@ -88,7 +116,7 @@ def recipe_from_options(benchmark, recipe, epochs=None, lr=None, rnn_type=None, 
     if sub_seq_len is not None: dls['sub_seq_len'] = sub_seq_len or None
     if n_batches is not None: dls['n_batches_train'] = n_batches or None
     learner = {k: v for k, v in dict(rnn_type=rnn_type, hidden_size=hidden_size).items() if v is not None}
-    fit = {k: v for k, v in dict(n_epoch=epochs, lr=lr).items() if v is not None}
+    fit = {k: v for k, v in dict(n_epoch=epochs, lr=lr, lm_iter=lm_iter).items() if v is not None}
     r = r.replace(dls=dls, learner=learner, **fit)  # checks sub_seq_len against win_sz
     check_init(r, name, init)
     return name, r
@@ -118,24 +146,24 @@ def train_benchmark(
     out:str='tsfast_lite_run', # folder for the saved learner, scores and plots (if it holds files: out_2, out_3, ...)
     no_fallback:bool=False, # fail instead of training on the simulated system when the benchmark's files are missing
     init:str=None, # initial state of the test simulations: zero, estimate (from the first n_init samples) or encoder [recipe's]
+    lm_iter:int=None, # Levenberg-Marquardt iterations (fit_lm) after the epochs, 0: none [recipe's]
 ):
     "Train a recipe on a benchmark, print validation metrics and test scores, save the learner, scores and plots"
     if isinstance(benchmark, str) and benchmark.lower() == 'all':
         return train_all(recipe, seed, out, init, epochs=epochs, lr=lr, rnn_type=rnn_type, hidden_size=hidden_size,
-                         win_sz=win_sz, stp_sz=stp_sz, sub_seq_len=sub_seq_len, bs=bs, n_batches=n_batches)
+                         win_sz=win_sz, stp_sz=stp_sz, sub_seq_len=sub_seq_len, bs=bs, n_batches=n_batches, lm_iter=lm_iter)
     try:
         name, r = recipe_from_options(benchmark, recipe, epochs, lr, rnn_type, hidden_size, win_sz, stp_sz,
-                                      sub_seq_len, bs, n_batches, seed, init)
+                                      sub_seq_len, bs, n_batches, seed, init, lm_iter)
         init = init or r.init
-        folder, note = run_folder(out)
-        _check_folder(folder, out)
+        _check_folder(run_folder(out)[0], out)   # before anything is trained; the folder is claimed after the checks
         dls, used = make_dls(name, fallback=not no_fallback, **r.dls)
         if init == 'estimate' and dls.test_sets and not dls.n_init:
             raise ValueError(f"init='estimate' needs initialisation samples; the {used} test sets have n_init=0")
         if init == 'encoder' and dls.test_sets and dls.n_init < 1:
             raise ValueError(f"init='encoder' needs initialisation samples; the {used} test sets have n_init=0")
         r.create_learner(dls)  # the learner's own checks (sizes against the data), before the folder is made
-        _make_folder(folder, out)
+        folder, note = claim_folder(out)
     except ValueError as e: raise OptionError(str(e)) from e
     import matplotlib
     matplotlib.use('Agg')
@@ -196,19 +224,23 @@ def main(argv:list|None=None, # the arguments (default: the command line's, `sys
 
 # %% ../nbs/05_cli/01_cli.ipynb #e8bfb460
 def _results_rows(res, benchmark:str, recipe:str, seed:int) -> list:
-    "One row per test set of a run's test scores"
+    "One row per test set (and output, with several) of a run's test scores"
     col = next(c for c in res.columns if c.startswith('rmse'))
     unit = col[len('rmse ['):-1]
-    return [dict(benchmark=benchmark, test_set=t, rmse=float(row[col]), unit=unit, n_init=int(res.attrs['n_init']),
-                 init=res.attrs['init'], recipe=recipe, seed=seed, train_min=round(res.attrs['train_s'] / 60, 2))
+    return [dict(benchmark=benchmark, test_set=t[0] if isinstance(t, tuple) else t,
+                 **({'output': t[1]} if isinstance(t, tuple) else {}), rmse=float(row[col]), unit=unit,
+                 n_init=int(res.attrs['n_init']), init=res.attrs['init'], recipe=recipe, seed=seed,
+                 train_min=round(res.attrs['train_s'] / 60, 2))
             for t, row in res.iterrows()]
 
 def results_markdown(table) -> str:
-    "The results table as markdown"
-    cols = ['benchmark', 'test set', 'RMSE', 'unit', 'n_init', 'initial state', 'recipe', 'seed', 'training [min]']
-    out = ['| ' + ' | '.join(cols) + ' |', '|---|---|---:|---|---:|---|---|---:|---:|']
+    "The results table as markdown (with an output column when a benchmark has several outputs)"
+    multi = 'output' in table.columns
+    cols = ['benchmark', 'test set'] + (['output'] if multi else []) + ['RMSE', 'unit', 'n_init', 'initial state', 'recipe', 'seed', 'training [min]']
+    out = ['| ' + ' | '.join(cols) + ' |', '|---|---|' + ('---|' if multi else '') + '---:|---|---:|---|---|---:|---:|']
     for r in table.to_dict('records'):
-        out.append(f"| {r['benchmark']} | {r['test_set']} | {r['rmse']:.4g} | {r['unit']} | {r['n_init']} | {r['init']} | "
+        o = (f" {r['output'] if isinstance(r['output'], str) else ''} |" if multi else '')
+        out.append(f"| {r['benchmark']} | {r['test_set']} |{o} {r['rmse']:.4g} | {r['unit']} | {r['n_init']} | {r['init']} | "
                    f"{r['recipe']} | {r['seed']} | {r['train_min']:.1f} |")
     return '\n'.join(out) + '\n'
 
@@ -225,12 +257,13 @@ def train_all(recipe:str='best', seed:int=0, out:str='tsfast_lite_run', init:str
             except FileNotFoundError as e: skipped.append((b, str(e).splitlines()[0])); continue
             r.create_learner(dls)  # the learner's own checks against the data
             plan.append(b)
-        folder, note = run_folder(out)
-        _check_folder(folder, out)
+        _check_folder(run_folder(out)[0], out)
     except ValueError as e: raise OptionError(f"{b}: {e}") from e
     for b, why in skipped: print(f"skipped {b}: {why}")
     if not plan: raise FileNotFoundError(f"no benchmark's files could be had ({', '.join(b for b, _ in skipped)}): "
                                          "set TSFAST_LITE_DATA to the folder holding them")
+    try: folder, note = claim_folder(out)
+    except ValueError as e: raise OptionError(str(e)) from e
     print(f"recipe {recipe!r} on {', '.join(plan)}; the run's files go to {folder}/" + (f" ({note})" if note else ''), flush=True)
     rows = []
     for b in plan:

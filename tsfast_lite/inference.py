@@ -249,7 +249,7 @@ def evaluate_tests(self:SeqLearner,
                    chunk_sz:int|None=None, # see `predict_sequence`
                    init:str|None=None, # 'zero', 'estimate' (`estimate_state`), 'encoder' (`encode_state`); None: the encoder if the learner has one, else 'zero'
                   ) -> pd.DataFrame:
-    "RMSE of free-run simulation on each test set, scored on y[n_init:], in the benchmark's unit"
+    "RMSE of free-run simulation on each test set, scored on y[n_init:], in the benchmark's unit; a row per test set and output"
     _check_init(init)
     enc = _encoder(self)
     if init is None: init = 'zero' if enc is None else 'encoder'
@@ -269,6 +269,9 @@ def evaluate_tests(self:SeqLearner,
     if init == 'estimate' and n_init < 1:
         raise ValueError(f"init='estimate' needs initialisation samples to estimate the state from; n_init={n_init}")
     scale, unit = getattr(dls, 'score_scale', 1.0), getattr(dls, 'score_unit', '') or ''
+    n_y = len(self.model.y_mean)
+    y_names = list(getattr(dls, 'y_names', None) or [f'y{k}' for k in range(n_y)])
+    multi = n_y > 1
     rows, results = [], {}
     for name, (u, y) in test_sets.items():
         if len(y) != len(u): raise ValueError(f"Test set {name!r}: u has {len(u)} samples but y has {len(y)}")
@@ -282,16 +285,16 @@ def evaluate_tests(self:SeqLearner,
         else:
             state = self.estimate_state(u[:n_init], y[:n_init]) if init == 'estimate' else None
             p = self.predict_sequence(u, chunk_sz=chunk_sz, state=state)
-        e = (p - y)[n_init:]
-        rmse = float(np.sqrt((e**2).mean()))
-        rows.append(dict(test_set=name, n_samples=len(y), n_scored=len(y) - n_init,
-                         **{f'rmse [{unit}]' if unit else 'rmse': rmse * scale},
-                         nrmse=rmse / float(y[n_init:].std()) if y[n_init:].std() > 0 else np.nan))
+        e, ys = (p - y)[n_init:], y[n_init:]
+        for k in range(y.shape[1]):           # one row per output: each scored against its own measured values
+            rmse, sd = float(np.sqrt((e[:, k]**2).mean())), float(ys[:, k].std())
+            rows.append(dict(test_set=name, **({'output': y_names[k]} if multi else {}), n_samples=len(y), n_scored=len(y) - n_init,
+                             **{f'rmse [{unit}]' if unit else 'rmse': rmse * scale}, nrmse=rmse / sd if sd > 0 else np.nan))
         results[name] = (y, p)
-    df = pd.DataFrame(rows).set_index('test_set')
+    df = pd.DataFrame(rows).set_index(['test_set', 'output'] if multi else 'test_set')
     df.attrs['init'] = init
     if plot:  # shared, not copied, by the frames pandas derives from df (pandas deep-copies attrs)
-        fig = plot_test_predictions(results, fs=dls.fs, unit=unit, n_init=n_init, y_names=list(dls.y_names), scale=scale)
+        fig = plot_test_predictions(results, fs=dls.fs, unit=unit, n_init=n_init, y_names=y_names, scale=scale)
         fig.__deepcopy__ = lambda memo, fig=fig: fig
         df.attrs['figure'] = fig
     return df
@@ -303,7 +306,8 @@ from fastai.callback.tracker import TrackerCallback
 
 class SimRMSE(Metric):
     "RMSE of the free-run simulation of each whole validation record from its initial state, scored after `n_init` samples"
-    def __init__(self, name:str='sim_rmse'): self._name, self.learn = name, None
+    def __init__(self, name:str='sim_rmse', output:int|None=None): self._name, self.output, self.learn = name, output, None
+    def for_output(self, k:int, y_name:str): return SimRMSE(f'{self._name}_{y_name}', k)
     def reset(self): self.learn = None
     def accumulate(self, learn): self.learn = learn
     @property
@@ -316,7 +320,8 @@ class SimRMSE(Metric):
         for u, y in _valid_records(learn.dls):
             p, y = _simulate_record(learn, u, y)
             if p is None: continue
-            sse, count = sse + float(((p - y)**2).sum()), count + y.numel()
+            if self.output is not None: p, y = p[..., self.output], y[..., self.output]
+            sse, count = sse + float(((p.double() - y.double())**2).sum()), count + y.numel()
         return float(np.sqrt(sse / count)) if count else None
 
 def _valid_records(dls) -> list:

@@ -183,6 +183,10 @@ register_recipe(Recipe('linear_ss', 'cascaded_tanks', "linear state space, nx 8,
                        dict(nx=8, residual='mlp', n_skip=5), n_epoch=100))
 register_recipe(RECIPES['cascaded_tanks']['rnn'].replace(name='encoder', doc='the `rnn` recipe' + _ENC,
                                                          learner=dict(encoder=True)))
+register_recipe(Recipe('tutorial', 'cascaded_tanks', "the tutorial's TBPTT recipe on Cascaded Tanks' records of 1,024 samples (the "
+                       "validation record has 205, too short for the default windows of 500): LSTM 40, bs 16, win_sz 100 cut into "
+                       "sub_seq_len 50, stp_sz 1, all windows each epoch, fit_flat_cos(10, 3e-3), from the zero state",
+                       dict(bs=16, win_sz=100, stp_sz=1, sub_seq_len=50), learner=dict(rnn_type='lstm', hidden_size=40)))
 
 # The four benchmarks added after the first three: recipes measured on seed 0 and reported over seeds 0 to 2
 _W2000 = dict(bs=16, win_sz=2000, stp_sz=10, sub_seq_len=200, n_batches_train=40)

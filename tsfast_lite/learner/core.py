@@ -6,7 +6,7 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/02_learner/learner.html.md"""
 
 # %% ../../nbs/02_learner/03_learner.ipynb #25379fa5
 from __future__ import annotations
-import re
+import copy, re
 import numpy as np
 import torch
 from torch import nn
@@ -200,7 +200,7 @@ def _check_count(name, v, low=0):
 _ENCODERS = "None, True, a number of samples, 'lstsq', a StateEncoder or a LstsqState"
 
 def _make_encoder(encoder, dls, sub_seq_len):
-    "None, or a `StateEncoder` / `LstsqState` from `encoder` (True or 'lstsq': the DataLoaders' n_init; an int: n_init; or an instance)"
+    "None, or a `StateEncoder` / `LstsqState` from `encoder` (True or 'lstsq': the DataLoaders' n_init; an int: n_init; or a copy of an instance)"
     if encoder is None or encoder is False: return None
     if encoder is True or (isinstance(encoder, str) and encoder == 'lstsq'):
         n = getattr(dls, 'n_init', 0) or 0
@@ -211,6 +211,7 @@ def _make_encoder(encoder, dls, sub_seq_len):
     elif _is_int(encoder): encoder = StateEncoder(encoder)
     elif not isinstance(encoder, (StateEncoder, LstsqState)):
         raise ValueError(f"encoder={encoder!r} must be {_ENCODERS}")
+    else: encoder = copy.deepcopy(encoder)   # the learner owns its encoder: an instance handed in is copied, never shared
     limit, what = (sub_seq_len, 'sub_seq_len') if sub_seq_len is not None else (dls.win_sz, 'win_sz')
     if encoder.n_init >= limit:
         raise ValueError(f"the encoder's n_init={encoder.n_init} must be smaller than {what}={limit}: the model predicts "
@@ -263,7 +264,7 @@ def seq_learner(
     cls = TbpttLearner if sub_seq_len is not None else SeqLearner
     metrics = (fun_rmse,) if metrics is None else metrics
     learn = cls(dls, model, loss_func=loss_func or nn.L1Loss(), opt_func=opt_func,
-                metrics=[as_global_metric(m) for m in listify(metrics)], cbs=cbs, **kwargs)
+                metrics=per_output([as_global_metric(m) for m in listify(metrics)], dls.y_names), cbs=cbs, **kwargs)
     learn.recorder.loss = SampleAvgLoss()
     return learn
 

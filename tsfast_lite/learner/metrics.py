@@ -11,7 +11,7 @@ from fastai.learner import Metric, AvgLoss
 from ..data.loaders import dist_world, for_collective
 
 # %% auto #0
-__all__ = ['fun_rmse', 'fun_mae', 'ranks_sum', 'RMSE', 'SampleAvgMetric', 'SampleAvgLoss', 'as_global_metric']
+__all__ = ['fun_rmse', 'fun_mae', 'ranks_sum', 'RMSE', 'per_output', 'SampleAvgMetric', 'SampleAvgLoss', 'as_global_metric']
 
 # %% ../../nbs/02_learner/00_metrics.ipynb #72f9ef2b
 def fun_rmse(pred, targ):
@@ -37,11 +37,12 @@ class _GlobalSum:
         return self._global
 
 class RMSE(_GlobalSum, Metric):
-    "Root mean squared error over all samples seen (global, not a mean of per-batch values; over all processes)"
-    def __init__(self, name='fun_rmse'): self._name = name
+    "Root mean squared error over all samples seen (global, not a mean of per-batch values; over all processes); of one output with `output`"
+    def __init__(self, name='fun_rmse', output:int|None=None): self._name, self.output = name, output
     def reset(self): self.total, self.count, self._global = 0., 0, None
     def accumulate(self, learn):
-        d = learn.pred.detach().float() - learn.yb[0].float()
+        d = learn.pred.detach().double() - learn.yb[0].double()   # squares summed in float64: no float32 overflow or rounding
+        if self.output is not None: d = d[..., self.output]
         self.total = self.total + (d*d).sum()
         self.count += d.numel()
         self._global = None
@@ -53,6 +54,13 @@ class RMSE(_GlobalSum, Metric):
         return float(torch.sqrt(torch.as_tensor(total) / count)) if count else None
     @property
     def name(self): return self._name
+    def for_output(self, k:int, y_name:str): return RMSE(f'{self._name}_{y_name}', k)
+
+def per_output(metrics, y_names) -> list:
+    "With more than one output, each metric over all outputs that can score one (`RMSE`, `SimRMSE`: a `for_output` method) becomes one per output, named `{name}_{y_name}`"
+    if len(y_names) < 2: return list(metrics)
+    return [m2 for m in metrics for m2 in ([m.for_output(k, y) for k, y in enumerate(y_names)]
+                                          if hasattr(m, 'for_output') and getattr(m, 'output', None) is None else [m])]
 
 class SampleAvgMetric(_GlobalSum, Metric):
     "Mean of `func` over batches, weighted by each batch's number of scored samples (over all processes)"
@@ -60,7 +68,7 @@ class SampleAvgMetric(_GlobalSum, Metric):
     def reset(self): self.total, self.count, self._global = 0., 0, None
     def accumulate(self, learn):
         n = learn.yb[0].numel()
-        self.total = self.total + self.func(learn.pred.detach(), learn.yb[0]) * n
+        self.total = self.total + self.func(learn.pred.detach(), learn.yb[0]).double() * n
         self.count += n
         self._global = None
     @property
@@ -75,7 +83,7 @@ class SampleAvgLoss(_GlobalSum, AvgLoss):
     def reset(self): self.total, self.count, self._global = 0., 0, None
     def accumulate(self, learn):
         n = learn.yb[0].numel()
-        self.total = self.total + learn.loss.detach().mean() * n
+        self.total = self.total + learn.loss.detach().double().mean() * n
         self.count += n
         self._global = None
     @property
