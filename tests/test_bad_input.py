@@ -451,3 +451,20 @@ def test_file_is_named_once_at_the_start(case, ctx):
         except Exception as e: msg = e.args[0] if isinstance(e, KeyError) else str(e)
     assert msg.startswith(case.contains[0].replace('{tmp}', str(ctx['tmp'])).split(':')[0]), msg
     assert msg.count(' record ' + str(ctx['tmp'])) == 1, msg
+
+
+def test_damaged_benchmark_files_are_named(tmp_path):
+    "A benchmark file that cannot be read: the error names the file, what it is and what went wrong (h5py, scipy)"
+    from tsfast_lite.data import benchmarks as B
+    (tmp_path/'boucwen').mkdir(); (tmp_path/'whprocessnoise').mkdir()
+    for f in ('train.h5', 'bwdata.mat'): (tmp_path/'boucwen'/f).write_bytes(b'\x89HDF\r\n not hdf5' * 10)
+    (tmp_path/'whprocessnoise'/'WH_EstimationExample.mat').write_bytes(b'MATLAB 5.0 not a mat file' * 10)
+    cases = [(lambda: B.bouc_wen_dataset(root=tmp_path, cache=tmp_path/'c'), 'boucwen/train.h5', "Bouc-Wen benchmark's generated training set", 'OSError'),
+             (lambda: B.bouc_wen_dataset(root=tmp_path, cache=tmp_path/'c', train='bwdata.mat'), 'boucwen/bwdata.mat', 'Bouc-Wen', 'ValueError'),
+             (lambda: B.wh_process_noise_dataset(root=tmp_path, cache=tmp_path/'c'), 'whprocessnoise/WH_EstimationExample.mat',
+              'Wiener-Hammerstein benchmark with process noise', 'ValueError')]
+    for fn, f, what, kind in cases:
+        with pytest.raises(ValueError) as e: fn()
+        msg = str(e.value)
+        assert msg.startswith(f"Cannot read {tmp_path/f} (") and what in msg and f"): {kind}: " in msg, msg
+        assert msg.endswith('the file may be damaged or incomplete: replace it with the official one'), msg

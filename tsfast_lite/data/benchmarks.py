@@ -326,6 +326,18 @@ def benchmark_file(
     raise FileNotFoundError(_missing_message(spec, names, root, cache, errors))
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #bacec0c4
+@contextmanager
+def _reading(path, what:str):
+    "Any error while reading the file `path` (`what` it is) becomes a ValueError naming the file, what it is and what went wrong"
+    try: yield
+    except (ValueError, KeyError) as e:
+        if str(path) in str(e): raise                                          # already names the file
+        raise ValueError(f"Cannot read {path} ({what}): {type(e).__name__}: {e}; the file may be damaged or incomplete: "
+                         "replace it with the official one") from e
+    except (OSError, IndexError, TypeError, AttributeError, NotImplementedError) as e:
+        raise ValueError(f"Cannot read {path} ({what}): {type(e).__name__}: {e}; the file may be damaged or incomplete: "
+                         "replace it with the official one") from e
+
 def read_signals(
     path, # a .mat or .csv benchmark file
     names, # names of the signals to read
@@ -341,8 +353,9 @@ def read_signals(
         if missing:
             raise KeyError(f"MAT file {path} has no signal {missing[0]!r}; it has "
                            f"{sorted(k for k in loadmat(path) if not k.startswith('__'))}")
-        return {n: np.asarray(m[n], dtype=np.float64).reshape(-1) for n in names}
-    if suffix == '.csv': return load_csv(path, columns=names).signals
+        with _reading(path, 'a benchmark file'): return {n: np.asarray(m[n], dtype=np.float64).reshape(-1) for n in names}
+    if suffix == '.csv':
+        with _reading(path, 'a benchmark file'): return load_csv(path, columns=names).signals
     raise ValueError(f"Cannot read {path}: benchmark files must end in .mat or .csv")
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #9d0407a1
@@ -554,12 +567,13 @@ BOUCWEN_TRAIN = {'train.h5': 40_960, 'bwdata.mat': 32_768} # generated training 
 
 def _read_train(path:Path) -> dict:
     "u and y of a generated Bouc-Wen training file: HDF5 /multisine/u, /multisine/y, or the MAT struct `bwdataz`"
-    if path.suffix.lower() == '.h5':
-        import h5py
-        with h5py.File(path, 'r') as f: return {k: np.asarray(f['multisine'][k], dtype=np.float64).reshape(-1) for k in 'uy'}
-    from scipy.io import loadmat
-    s = loadmat(path)['bwdataz'][0, 0]
-    return {k: np.asarray(s[k], dtype=np.float64).reshape(-1) for k in 'uy'}
+    with _reading(path, "the Bouc-Wen benchmark's generated training set"):
+        if path.suffix.lower() == '.h5':
+            import h5py
+            with h5py.File(path, 'r') as f: return {k: np.asarray(f['multisine'][k], dtype=np.float64).reshape(-1) for k in 'uy'}
+        from scipy.io import loadmat
+        s = loadmat(path)['bwdataz'][0, 0]
+        return {k: np.asarray(s[k], dtype=np.float64).reshape(-1) for k in 'uy'}
 
 def bouc_wen_dataset(
     valid_frac:float=0.2, # fraction at the end of the training record used as validation set
@@ -605,15 +619,16 @@ WHPN_N_INIT = 50 # a choice: the benchmark defines no initialisation window
 def _read_meas(path:Path, n:int, cols:int) -> tuple:
     "(u, y) of an official WH process-noise MAT file: the struct `dataMeas`, one record per column"
     from scipy.io import loadmat
-    m = loadmat(path)
-    if 'dataMeas' not in m:
-        raise KeyError(f"The file {path} has no struct 'dataMeas'; it has {sorted(k for k in m if not k.startswith('__'))}")
-    s = m['dataMeas'][0, 0]
-    u, y = (np.asarray(s[k], dtype=np.float64) for k in 'uy')
+    with _reading(path, "a file of the Wiener-Hammerstein benchmark with process noise"):
+        m = loadmat(path)
+        if 'dataMeas' not in m:
+            raise KeyError(f"The file {path} has no struct 'dataMeas'; it has {sorted(k for k in m if not k.startswith('__'))}")
+        s = m['dataMeas'][0, 0]
+        u, y = (np.asarray(s[k], dtype=np.float64) for k in 'uy')
+        fs = np.asarray(s['fs']).reshape(-1)[0]
     if u.shape != (n, cols) or y.shape != (n, cols):
         raise ValueError(f"{path} holds u {u.shape}, y {y.shape}; the benchmark's file holds ({n}, {cols}) each")
-    if int(np.asarray(s['fs']).reshape(-1)[0]) != WHPN_FS:
-        raise ValueError(f"{path} has fs={np.asarray(s['fs']).reshape(-1)[0]}; the benchmark's is {WHPN_FS:g} Hz")
+    if int(fs) != WHPN_FS: raise ValueError(f"{path} has fs={fs}; the benchmark's is {WHPN_FS:g} Hz")
     return u, y
 
 def wh_process_noise_dataset(

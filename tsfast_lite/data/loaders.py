@@ -16,8 +16,8 @@ from .records import *
 from .records import _check_int, _check_real
 
 # %% auto #0
-__all__ = ['divisors', 'check_sub_seq_len', 'window_starts', 'SeqWindows', 'dist_world', 'for_collective', 'WindowDL',
-           'SeqDataLoaders', 'unique_names', 'create_dls', 'iter_windows', 'plot_windows']
+__all__ = ['PLAN_MAX_BYTES', 'divisors', 'check_sub_seq_len', 'window_starts', 'SeqWindows', 'dist_world', 'for_collective',
+           'WindowDL', 'SeqDataLoaders', 'unique_names', 'create_dls', 'iter_windows', 'plot_windows']
 
 # %% ../../nbs/00_data/01_dataloaders.ipynb #1d0aaaa9
 def divisors(n:int) -> list:
@@ -117,6 +117,17 @@ def _from_rank0(t:torch.Tensor) -> torch.Tensor:
     torch.distributed.broadcast(x, 0)
     return x.to(t.device)
 
+PLAN_MAX_BYTES = 2**30 # an epoch's plan (its window indices) is built before the first batch: at most this much memory
+
+def _check_plan(n_batches:int, gbs:int, world:int=1, name:str='n_batches'):
+    "Refuse an epoch plan of `n_batches` window-batches of `gbs` windows that would need more than `PLAN_MAX_BYTES`"
+    need = n_batches * (16 * gbs + 900)       # indices (drawn, then joined) and one index tensor per window-batch
+    if need > PLAN_MAX_BYTES:
+        most = PLAN_MAX_BYTES // (16 * gbs + 900)
+        raise ValueError(f"{name}={n_batches:,} window-batches of {gbs} windows" + (f" ({world} processes)" if world > 1 else '')
+                         + f" per epoch: the epoch's plan would take about {need / 2**30:.1f} GiB before the first batch; "
+                         f"use at most {most:,} window-batches per epoch (and more epochs)")
+
 class WindowDL:
     "A fastai-compatible DataLoader over `windows`, optionally cutting each batch into ordered sub-windows"
     def __init__(self,
@@ -137,7 +148,7 @@ class WindowDL:
     def _check(self):
         "Validate the numeric settings (numpy integers are stored as ints)"
         self.bs, self.num_workers = _check_int('bs', self.bs), _check_int('num_workers', self.num_workers, 0)
-        if self.n_batches is not None: self.n_batches = _check_int('n_batches', self.n_batches)
+        if self.n_batches is not None: self.n_batches = _check_int('n_batches', self.n_batches); _check_plan(self.n_batches, self.bs)
         if self.sub_seq_len is not None: self.sub_seq_len = check_sub_seq_len(self.sub_seq_len, self.win_sz)
 
     @property
@@ -197,6 +208,7 @@ class WindowDL:
         if res.drop_last and res.n_batches is None and res.n < res.bs * world:
             raise ValueError(f"{self.windows.split}: {res.n} windows make no window-batch of bs={res.bs} per process x "
                              f"{world} processes = {res.bs * world}; use a smaller bs, or n_batches_train")
+        if res.n_batches is not None: _check_plan(res.n_batches, res.bs * world, world)
         if device is not None: res.to(device)
         return res
 
@@ -374,6 +386,7 @@ def create_dls(
         raise ValueError(f"No validation window: every valid record is shorter than win_sz={win_sz} "
                          f"(lengths {[len(r) for r in ds['valid']]})")
     if bs is None: bs = 64 if n_batches_train is not None else min(64, len(train))
+    if n_batches_train is not None: _check_plan(n_batches_train, bs, name='n_batches_train')
     if n_batches_train is None and bs > len(train):
         raise ValueError(f"bs={bs} is larger than the {len(train)} training windows (win_sz={win_sz}, "
                          f"stp_sz={stp_sz}); use bs <= {len(train)}, a smaller stp_sz, or n_batches_train")
