@@ -56,15 +56,16 @@ FALLBACK = [(b, r) for b, r in CASES if b != 'duffing']
 
 @pytest.mark.parametrize('bench,recipe', FALLBACK, ids=[f'{b}-{r}' for b, r in FALLBACK])
 def test_offline_fallback(bench, recipe, tmp_path, monkeypatch, capsys):
-    "The bench's files missing (no data folder, no network): the recipe trains on the simulated Duffing oscillator"
+    "The benchmark's files missing (no data folder, no network): the recipe trains on a simulated system (EMPS: the positioning system)"
     def missing(**kwargs): raise FileNotFoundError(f"{bench}: no file here (test)")
     monkeypatch.setattr(benchmarks, f'create_dls_{bench}', missing)
     torch.set_num_threads(1)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         res = cli.train_benchmark(bench, recipe, out=str(tmp_path/'run'), **_short(bench, recipe))
-    assert 'training on the simulated Duffing oscillator instead' in capsys.readouterr().err
-    _check_run(tmp_path/'run', 'duffing', recipe, res)
+    used, what = cli.FALLBACKS.get(bench, cli._DUFFING)
+    assert f'training on {what} instead' in capsys.readouterr().err
+    _check_run(tmp_path/'run', used, recipe, res)
 
 
 def test_all_default_recipe(tmp_path, monkeypatch):

@@ -143,3 +143,94 @@ def test_normstats_fuzz(mean, std):
     n = refused(lambda: NormStats(mean, std, ['u']), 'mean', 'std', 'NormStats')
     if isinstance(n, Exception): return
     assert np.isfinite(n.mean).all() and (np.asarray(n.std) > 0).all() and len(n.mean) == 1
+
+# --------------------------------------------------------------------------------------------------- newer surfaces
+from tsfast_lite.models.linear_ss import fit_bla, check_ss, simulate_ss
+from tsfast_lite.models.blocks import split_bla, block_bla
+from tsfast_lite.learner.families import LinearSSLearner, NonlinearSSLearner, LRULearner, TCNLearner, BlockLearner
+
+_FAMILIES = {'linear_ss': (LinearSSLearner, dict(nx=2)), 'nonlinear_ss': (NonlinearSSLearner, dict(nx=2)),
+             'lru': (LRULearner, dict(hidden_size=4, state_size=2)), 'tcn': (TCNLearner, dict(hidden_size=4, num_layers=1, n_skip=2)),
+             'blocks': (BlockLearner, dict(structure='wiener', nx=2)), 'rnn': (RNNLearner, dict(hidden_size=3))}
+FAMILY_ARGS = {'linear_ss': ('nx', 'residual', 'hidden_size', 'integrators', 'n_skip'), 'nonlinear_ss': ('nx', 'f', 'h', 'degree', 'hidden_size', 'integrators'),
+               'lru': ('hidden_size', 'state_size', 'num_layers', 'n_skip'), 'tcn': ('hidden_size', 'num_layers', 'kernel_size', 'n_skip'),
+               'blocks': ('structure', 'nx', 'branches', 'hidden_size', 'nx1'), 'rnn': ('hidden_size', 'num_layers', 'rnn_type', 'n_skip')}
+_learners = {}
+
+def _family(name):
+    if name not in _learners:
+        cls, kw = _FAMILIES[name]
+        set_seed(0); _learners[name] = cls(_dls, **kw)
+    return _learners[name]
+
+@settings(max_examples=max(N // 2, 10), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(family=st.sampled_from(list(_FAMILIES)), data=st.data())
+def test_family_args_fuzz(family, data):
+    "Every family's learner builds from valid values, or refuses a bad one naming the argument"
+    cls, base = _FAMILIES[family]
+    k = data.draw(st.sampled_from(FAMILY_ARGS[family]))
+    v = data.draw(st.one_of(numbers, st.sampled_from(['mlp', 'gru', 'poly', 'wh', 'hammerstein', 'lstm', 'x'])))
+    l = refused(lambda: cls(_dls, **{**base, k: v}), k, 'encoder', 'nx', 'n_skip', 'receptive field', 'branches', 'bla', 'structure')
+    if isinstance(l, Exception): return
+    p = l.predict_sequence(np.zeros((30, 1)))
+    assert p.shape == (30, 1) and np.isfinite(p).all()
+
+_RNG = np.random.default_rng(0)
+_U = _RNG.standard_normal((600, 1)); _Y = np.convolve(_U[:, 0], [0, .5, .3, .1])[:600, None]
+
+@FUZZ
+@given(nx=st.one_of(st.integers(1, 6), numbers), fb=st.booleans(), integ=st.one_of(st.integers(0, 2), numbers))
+def test_fit_bla_fuzz(nx, fb, integ):
+    "fit_bla gives a stable (A, B, C, D) that check_ss accepts, or refuses its argument by name"
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        bla = refused(lambda: fit_bla([_U], [_Y], nx=nx, feedthrough=fb, integrators=integ), 'nx', 'integrators', 'n_block', 'records')
+    if isinstance(bla, Exception): return
+    A, B, C, D = check_ss(bla)
+    assert np.abs(np.linalg.eigvals(A)).max() <= 1 + 1e-9 and (fb or not D.any())
+
+@FUZZ
+@given(which=st.sampled_from(['A', 'B', 'C', 'D']), bad=signals(), fn=st.sampled_from(['split', 'block', 'block_wiener']),
+       n=st.integers(2, 5), proper=st.booleans())
+def test_bla_builders_fuzz(which, bad, fn, n, proper):
+    "split_bla / block_bla take any single-input single-output system: the series of the blocks is the system, or a named refusal"
+    rng = np.random.default_rng(n)
+    A = np.diag(rng.uniform(-.9, .9, n)); B = rng.standard_normal((n, 1)); C = rng.standard_normal((1, n)); D = np.zeros((1, 1)) if proper else np.ones((1, 1))
+    sys_ = dict(A=A, B=B, C=C, D=D)
+    if bad is not None and which == 'A' and np.shape(bad) == (): sys_[which] = bad     # sometimes a wrong part
+    call = {'split': lambda: split_bla(tuple(sys_.values())), 'block': lambda: block_bla(tuple(sys_.values())),
+            'block_wiener': lambda: block_bla(tuple(sys_.values()), 'wiener')}[fn]
+    out = refused(call, 'bla', 'split', 'nx1')
+    if isinstance(out, Exception): return
+    u = rng.standard_normal((80, 1))
+    ref = simulate_ss(*check_ss(tuple(sys_.values())), u)
+    if fn == 'split': got = simulate_ss(*out[1], simulate_ss(*out[0], u))
+    else:
+        g1, g2, W = out
+        v = simulate_ss(*g1, u) if g1 is not None else u
+        got = simulate_ss(*g2, v @ W.T) if g2 is not None else (v @ W.T)[:, :1]
+    assert np.allclose(got, ref, atol=1e-8 * max(1, np.abs(ref).max())), fn
+
+@FUZZ
+@given(family=st.sampled_from(list(_FAMILIES)), kind=st.sampled_from(['own', 'float64', 'batch', 'extra', 'list', 'numpy', 'short']))
+def test_state_fuzz(family, kind):
+    "predict_sequence(state=...) takes the family's own state, or refuses another one naming the state and what the family carries"
+    l = _family(family)
+    with torch.no_grad(): st_ = l.estimate_state(np.zeros((20, 1)), np.zeros((20, 1))) if family != 'tcn' else l.model(torch.zeros(1, 3, 1))[1]
+    st_ = st_.detach() if isinstance(st_, torch.Tensor) else tuple(t.detach() for t in st_)
+    ts = [st_] if isinstance(st_, torch.Tensor) else list(st_)
+    pack = lambda xs: xs[0] if isinstance(st_, torch.Tensor) and len(xs) == 1 else tuple(xs)
+    given_ = {'own': st_, 'float64': pack([t.double() for t in ts]), 'batch': pack([t.expand(2, *t.shape[1:]) for t in ts]),
+              'extra': tuple(ts) + (ts[0],), 'list': [t for t in ts], 'numpy': ts[0].numpy(), 'short': pack([t[..., :1] for t in ts])}[kind]
+    out = refused(lambda: l.predict_sequence(np.zeros((25, 1)), state=given_), 'state')
+    if kind == 'own': assert not isinstance(out, Exception) and out.shape == (25, 1)
+    elif not isinstance(out, Exception): assert kind == 'short' and all(t.shape[-1] == 1 for t in ts)  # a no-op cut
+    else: assert type(_learners[family].model.model).__name__ in str(out) or kind in ('list', 'numpy'), str(out)
+
+@FUZZ
+@given(u=signals(), y=signals(), n_init=st.one_of(st.integers(0, 60), numbers), init=st.sampled_from(['zero', 'estimate', None, 'x']))
+def test_evaluate_tests_fuzz(u, y, n_init, init):
+    "evaluate_tests scores [T, n_u], [T, n_y] test sets per output, or refuses them naming the test set or argument"
+    r = refused(lambda: _learn.evaluate_tests({'t': (u, y)}, n_init=n_init, init=init, plot=False), "Test set 't'", 'n_init', 'init', 'u ', 'u is', 'u has', 'y ')
+    if isinstance(r, Exception): return
+    assert list(r.index) == ['t'] and np.isfinite(r['rmse']).all() and (r['rmse'] >= 0).all()

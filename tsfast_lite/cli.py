@@ -17,23 +17,30 @@ from .recipes import RECIPES, BENCHMARK_NAMES, benchmark_name, check_init, get_r
 import tsfast_lite.inference  # adds predict_sequence, evaluate_tests
 
 # %% auto #0
-__all__ = ['RUN_MARKER', 'FILE_BENCHMARKS', 'make_dls', 'out_path', 'run_folder', 'claim_folder', 'recipe_from_options',
-           'OptionError', 'train_benchmark', 'main', 'results_markdown', 'train_all']
+__all__ = ['FALLBACKS', 'RUN_MARKER', 'FILE_BENCHMARKS', 'make_dls', 'out_path', 'run_folder', 'claim_folder',
+           'recipe_from_options', 'OptionError', 'train_benchmark', 'main', 'results_markdown', 'train_all']
 
 # %% ../nbs/05_cli/01_cli.ipynb #4f916ab1
+# what trains offline in place of a benchmark whose files cannot be had: a simulated system that needs no file
+FALLBACKS = {'emps': ('positioning', 'the simulated positioning system (a mass with friction under a position controller, '
+                                     'which integrates as EMPS does)')}
+_DUFFING = ('duffing', 'the simulated Duffing oscillator')
+
 def make_dls(benchmark:str, fallback:bool=True, **kwargs):
-    "DataLoaders of `benchmark`; with `fallback`, the simulated Duffing oscillator when the benchmark's files cannot be had"
+    "DataLoaders of `benchmark`; with `fallback`, a simulated system (`FALLBACKS`, else Duffing) when the benchmark's files cannot be had"
     benchmark = benchmark_name(benchmark)  # from tsfast_lite.recipes, which names the benchmarks
     try: return getattr(benchmarks, f'create_dls_{benchmark}')(**kwargs), benchmark
     except FileNotFoundError as e:
         if not fallback: raise
         import inspect
-        takes = set(inspect.signature(benchmarks.create_dls_duffing).parameters) | set(inspect.signature(benchmarks.create_dls).parameters)
+        used, what = FALLBACKS.get(benchmark, _DUFFING)
+        fn = getattr(benchmarks, f'create_dls_{used}')
+        takes = set(inspect.signature(fn).parameters) | set(inspect.signature(benchmarks.create_dls).parameters)
         dropped = {k: v for k, v in kwargs.items() if k not in takes}   # the benchmark's own split (valid_frac, ...)
-        print(f"{e}\n\n--> The {benchmark} files are not available; training on the simulated Duffing oscillator "
-              "instead (needs no file)" + (f"; {', '.join(f'{k}={v!r}' for k, v in dropped.items())} belong(s) to {benchmark}'s "
-              "split and do(es) not apply" if dropped else '') + ".\n", file=sys.stderr)
-        return benchmarks.create_dls_duffing(**{k: v for k, v in kwargs.items() if k not in dropped}), 'duffing'
+        print(f"{e}\n\n--> The {benchmark} files are not available; training on {what} instead (needs no file)"
+              + (f"; {', '.join(f'{k}={v!r}' for k, v in dropped.items())} belong(s) to {benchmark}'s split and do(es) not "
+                 "apply" if dropped else '') + ".\n", file=sys.stderr)
+        return fn(**{k: v for k, v in kwargs.items() if k not in dropped}), used
 
 # %% ../nbs/05_cli/01_cli.ipynb #8dfe5aa4
 RUN_MARKER = '.tsfast-lite-run' # the file a run creates, with exclusive creation, to claim its folder
@@ -173,7 +180,7 @@ def train_benchmark(
           f"window{'s' if dls.valid.n != 1 else ''}, test sets "
           f"{list(dls.test_sets)}; " + (f"TBPTT with sub_seq_len={sub}" if sub else "full BPTT"))
     print(f"the run's files go to {folder}/" + (f" ({note})" if note else ''), flush=True)
-    learn, res = train_recipe(used, r, seed=seed, init=init if dls.test_sets else None, plot=True,
+    learn, res = train_recipe(name, r, seed=seed, init=init if dls.test_sets else None, plot=True,
                               dls_fn=lambda *_: dls)
     print(f"trained in {learn.train_seconds:.0f} s")
     loss, *metrics = learn.validate()

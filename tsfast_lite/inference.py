@@ -273,10 +273,17 @@ def evaluate_tests(self:SeqLearner,
     y_names = list(getattr(dls, 'y_names', None) or [f'y{k}' for k in range(n_y)])
     multi = n_y > 1
     rows, results = [], {}
-    for name, (u, y) in test_sets.items():
-        if len(y) != len(u): raise ValueError(f"Test set {name!r}: u has {len(u)} samples but y has {len(y)}")
-        try: y = _check_outputs(y, len(u), len(self.model.y_mean))
-        except ValueError as e: raise ValueError(f"Test set {name!r}: {e}") from None
+    if not isinstance(test_sets, dict):
+        raise TypeError(f"test_sets must be a dict name -> (u, y), got {type(test_sets).__name__}")
+    for name, pair in test_sets.items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"Test set {name!r} must be a pair (u, y) of arrays [T, n_u] and [T, n_y], got {type(pair).__name__}")
+        u, y = pair
+        try:
+            u = _check_inputs(u, len(self.model.u_mean))
+            if np.ndim(y) >= 1 and len(y) != len(u): raise ValueError(f"u has {len(u)} samples but y has {len(y)}")
+            y = _check_outputs(y, len(u), len(self.model.y_mean))
+        except (ValueError, TypeError) as e: raise type(e)(f"Test set {name!r}: {e}") from None
         if len(y) <= n_init: raise ValueError(f"Test set {name!r} has {len(y)} samples, not more than n_init={n_init}")
         if init == 'encoder':  # the model simulates from the end of the encoder's window; nothing before it is predicted
             n = enc.n_init

@@ -64,7 +64,7 @@ class RNN(nn.Module):
                  head_gain:float=30., # gain of the output layer (`ScaledLinear`): it learns `head_gain` x faster under Adam
                 ):
         super().__init__()
-        if rnn_type not in _rnn_types:
+        if not isinstance(rnn_type, str) or rnn_type not in _rnn_types:
             raise ValueError(f"rnn_type={rnn_type!r} is not supported; valid values are {list(_rnn_types)}")
         for nm,v in dict(n_u=n_u, n_y=n_y, hidden_size=hidden_size, num_layers=num_layers).items():
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1: raise ValueError(f"{nm}={v!r} must be a positive integer")
