@@ -18,7 +18,8 @@ import tsfast_lite.inference  # adds predict_sequence, evaluate_tests
 
 # %% auto #0
 __all__ = ['FALLBACKS', 'RUN_MARKER', 'FILE_BENCHMARKS', 'make_dls', 'out_path', 'run_folder', 'claim_folder',
-           'recipe_from_options', 'OptionError', 'train_benchmark', 'main', 'results_markdown', 'train_all']
+           'recipe_from_options', 'recipe_changes', 'OptionError', 'train_benchmark', 'main', 'results_markdown',
+           'train_all']
 
 # %% ../nbs/05_cli/01_cli.ipynb #4f916ab1
 # what trains offline in place of a benchmark whose files cannot be had: a simulated system that needs no file
@@ -124,9 +125,17 @@ def recipe_from_options(benchmark, recipe, epochs=None, lr=None, rnn_type=None, 
     if n_batches is not None: dls['n_batches_train'] = n_batches or None
     learner = {k: v for k, v in dict(rnn_type=rnn_type, hidden_size=hidden_size).items() if v is not None}
     fit = {k: v for k, v in dict(n_epoch=epochs, lr=lr, lm_iter=lm_iter).items() if v is not None}
-    r = r.replace(dls=dls, learner=learner, **fit)  # checks sub_seq_len against win_sz
+    base, r = r, r.replace(dls=dls, learner=learner, **fit)  # checks sub_seq_len against win_sz
     check_init(r, name, init)
-    return name, r
+    changed = recipe_changes(base, r)
+    return name, (r.replace(doc=f"{r.doc}; changed by the options: {changed}") if changed else r)
+
+def recipe_changes(base, r) -> str:
+    "What `r` changes of `base`, as `name=new (recipe: old)`, comma-separated; '' when nothing"
+    old = dict(n_epoch=base.n_epoch, lr=base.lr, lm_iter=base.lm_iter, **base.dls, **base.learner)
+    new = dict(n_epoch=r.n_epoch, lr=r.lr, lm_iter=r.lm_iter, **r.dls, **r.learner)
+    return ', '.join(f"{k}={new.get(k)!r} (recipe: {old.get(k)!r})" for k in sorted(new.keys() | old.keys())
+                     if new.get(k) != old.get(k))
 
 class OptionError(ValueError):
     "A bad option value or an unusable output folder, found before training: the command line shows it as a usage error"
@@ -184,8 +193,12 @@ def train_benchmark(
                               dls_fn=lambda *_: dls)
     print(f"trained in {learn.train_seconds:.0f} s")
     loss, *metrics = learn.validate()
-    print(f"validation: loss {loss:.6f}, " + ', '.join(f"{m.name} {v:.6f}" for m, v in zip(learn.metrics, metrics))
-          + " (physical units of y)")
+    unit, scale = getattr(dls, 'score_unit', '') or '', getattr(dls, 'score_scale', 1.) or 1.
+    shown = ', '.join(f"{m.name} {v * scale:.6g} {unit}" if 'rmse' in m.name else f"{m.name} {v:.6g}" for m, v in zip(learn.metrics, metrics))
+    start = 'the learned encoder\'s state' if r.learner.get('encoder') else 'the zero state'
+    print(f"validation: loss {loss:.6f}, {shown}: over the validation windows of {dls.win_sz} samples, each simulated from "
+          f"{start} and scored after n_skip={next((c.n_skip for c in learn.cbs if hasattr(c, 'n_skip')), 0)} samples, so it holds every window's start-up "
+          "transient; the test scores below are free runs of whole records, scored after their first n_init samples")
     import json, dataclasses
     (folder/'recipe.json').write_text(json.dumps(dict(dataclasses.asdict(learn.recipe), benchmark=used, seed=seed,
                                                       init=init), indent=1) + '\n')
@@ -195,8 +208,9 @@ def train_benchmark(
     _save_figure(plt.gcf(), folder/'show_results.png')
     saved = [folder/'learner.pkl', folder/'recipe.json', folder/'show_results.png']
     if res is not None:
-        print(f"\nofficial test sets (free-run simulation from the {dict(zero='zero', estimate='estimated', encoder='encoded')[init]} "
-              "initial state, first n_init samples not scored):")
+        kind = 'simulated test sets (no file)' if used in ('duffing', 'positioning') else 'official test sets'
+        print(f"\n{kind} (free-run simulation from the {dict(zero='zero', estimate='estimated', encoder='encoded')[init]} "
+              f"initial state, first n_init={dls.n_init} samples not scored):")
         print(res.to_string(float_format=lambda v: f"{v:.4f}"))
         _save_figure(res.attrs.pop('figure'), folder/'test_predictions.png')
         res.attrs.update(train_s=learn.train_seconds, n_init=dls.n_init)

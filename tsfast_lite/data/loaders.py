@@ -284,6 +284,7 @@ class SeqDataLoaders(DataLoaders):
                  n_init:int=0, path='.', device=None):
         super().__init__(*loaders, path=path, device=device)
         self.norm_u, self.norm_y, self.fs, self.n_init = norm_u, norm_y, fs, n_init
+        for dl in self.loaders: dl.norm_u, dl.fs = norm_u, fs   # what `dls.train.show_batch()` plots in physical units
         self.test_sets = test_sets or {}
 
     @property
@@ -305,9 +306,9 @@ class SeqDataLoaders(DataLoaders):
             if hasattr(self, k): setattr(res, k, getattr(self, k))
         return res
 
-    def show_batch(self, max_n:int=4, **kwargs):
-        "Plot `max_n` training windows: outputs above inputs, in physical units (like fastai's, it returns nothing)"
-        self.train.show_batch(max_n=max_n, norm_u=self.norm_u, fs=self.fs, **kwargs)
+    def show_batch(self, max_n:int=4, ds_idx:int=0, **kwargs):
+        "Plot `max_n` windows of the training (`ds_idx=0`) or validation (1) loader: outputs above inputs, in physical units (like fastai's, it returns nothing)"
+        self[ds_idx].show_batch(max_n=max_n, norm_u=self.norm_u, fs=self.fs, **kwargs)
 
 # %% ../../nbs/00_data/01_dataloaders.ipynb #7c2e9a02
 def _check_norm(arg:str, stats, names:list, role:str) -> NormStats|None:
@@ -413,7 +414,7 @@ def iter_windows(dl):
 def _time_axis(n, fs):
     return (np.arange(n) / fs, 'time [s]') if fs else (np.arange(n), 'sample')
 
-def plot_windows(u, y, u_names, y_names, fs=None, preds=None, max_n:int=4, figsize=None, title='window'):
+def plot_windows(u, y, u_names, y_names, fs=None, preds=None, max_n:int=4, figsize=None, title='window', labels=None):
     "Plot windows `u` [n, T, n_u] and `y` [n, T, n_y] (physical units), optionally `preds` over `y`"
     import matplotlib.pyplot as plt
     n = min(max_n, len(u))
@@ -424,8 +425,9 @@ def plot_windows(u, y, u_names, y_names, fs=None, preds=None, max_n:int=4, figsi
             axs[0,j].plot(t, y[j,:,k], label=f'{nm}' if preds is None else f'{nm} measured')
             if preds is not None: axs[0,j].plot(t, preds[j,:,k], '--', label=f'{nm} predicted')
         for k,nm in enumerate(u_names): axs[1,j].plot(t, u[j,:,k], label=nm)
-        axs[0,j].set_title(f'{title} {j}'); axs[1,j].set_xlabel(tl)
-    axs[0,0].set_ylabel('output'); axs[1,0].set_ylabel('input')
+        axs[0,j].set_title(f'{title} {labels[j] if labels is not None else j}'); axs[1,j].set_xlabel(tl)
+    lab = lambda names, what: names[0] if len(names) == 1 else f"{what}: {', '.join(names)}"
+    axs[0,0].set_ylabel(lab(list(y_names), 'outputs')); axs[1,0].set_ylabel(lab(list(u_names), 'inputs'))
     axs[0,0].legend(fontsize='small'); axs[1,0].legend(fontsize='small')
     fig.tight_layout()
     return fig
@@ -434,8 +436,13 @@ def plot_windows(u, y, u_names, y_names, fs=None, preds=None, max_n:int=4, figsi
 def _denorm_u(u, norm_u): return u.cpu().numpy() * norm_u.std + norm_u.mean
 
 def _show_batch(self:WindowDL, max_n:int=4, norm_u:NormStats=None, fs=None, **kwargs):
-    "Plot `max_n` whole windows of this loader in physical units; nothing is returned (Jupyter would show it twice)"
-    u, y = next(iter_windows(self.new(num_workers=0)))
+    "Plot `max_n` whole windows of this loader (`dls.train` or `dls.valid`) in physical units; nothing is returned (Jupyter would show it twice)"
+    norm_u = norm_u if norm_u is not None else getattr(self, 'norm_u', None)
+    fs = fs if fs is not None else getattr(self, 'fs', None)
+    if norm_u is None: raise ValueError("this loader has no input statistics to show physical units: use it from its "
+                                       "SeqDataLoaders (dls.train.show_batch()), or pass norm_u=dls.norm_u")
+    if not self.n: raise ValueError(f"the {self.windows.split} loader has no window to show")
+    u, y = next(iter_windows(self.new(num_workers=0, n_batches=1, bs=min(max_n, self.n), drop_last=False)))
     plot_windows(_denorm_u(u, norm_u), y.cpu().numpy() + self.windows.y_offset, norm_u.names, self.windows.y_names, fs=fs,
                  max_n=max_n, **kwargs)
 WindowDL.show_batch = _show_batch

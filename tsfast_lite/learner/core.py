@@ -88,7 +88,10 @@ class SeqLearner(LeanLearner):
         "Plot `max_n` whole windows: measured and predicted outputs over each other, inputs below, physical units"
         # like fastai's, it plots and returns nothing (a returned figure is shown twice in Jupyter): `plt.gcf()` is it
         if dl is None:
-            dl = self.dls[ds_idx].new(shuffle=shuffle, drop_last=False, n_batches=1, bs=min(max_n, self.dls[ds_idx].bs))
+            src = self.dls[ds_idx]
+            if not src.n: raise ValueError(f"the {src.windows.split} loader has no window to show")
+            # one batch of distinct windows: at most as many as there are (a window is never shown twice)
+            dl = src.new(shuffle=shuffle, drop_last=False, n_batches=1, bs=min(max_n, src.bs, src.n))
         u, pred, y = self.get_preds(dl=dl, with_input=True)
         nu = self.dls.norm_u
         u = u.numpy() * nu.std + nu.mean
@@ -97,6 +100,12 @@ class SeqLearner(LeanLearner):
         off = self.dls.norm_y.offset  # targets and predictions are less it (NormStats.offset): physical units again
         plot_windows(u, np.concatenate([nan, y.numpy() + off], 1), nu.names, self.dls.norm_y.names,
                      fs=self.dls.fs, preds=np.concatenate([nan, pred.numpy() + off], 1), max_n=max_n, **kwargs)
+
+    def predict(self, item, *args, **kwargs):
+        "fastai's per-item `predict` does not apply to a sequence model: `predict_sequence` simulates one sequence"
+        raise TypeError("learn.predict is fastai's prediction of one dataset item; to simulate a sequence use "
+                        "learn.predict_sequence(u) (u: inputs in physical units, shape [T, n_u] -> outputs [T, n_y]), "
+                        "from a state with state=learn.estimate_state(u0, y0) or learn.encode_state(u0, y0)")
 
     def summary(self) -> str:
         "fastai's `summary` (layers, output shapes and parameters on one batch of inputs); its totals count every parameter"
