@@ -6,7 +6,7 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/04_tuning/raytune.html.md"""
 
 # %% ../nbs/04_tuning/01_raytune.ipynb #b0e1a004
 from __future__ import annotations
-import os, time, tempfile
+import os, re, time, tempfile
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -43,6 +43,25 @@ def ray_init(address:str|None=None, # None: a local Ray in this process; 'auto' 
     return ray
 
 # %% ../nbs/04_tuning/01_raytune.ipynb #b0e1a009
+_ANSI = re.compile(r'\x1b\[[0-9;]*m')
+
+def _one_line(e) -> str:
+    "The last line of an error (Ray's wraps the trial's traceback; that line is the exception itself), without colour codes"
+    lines = [l.strip() for l in _ANSI.sub('', str(e)).splitlines() if l.strip()]
+    return lines[-1] if lines else type(e).__name__
+
+def _fit_quietly(tuner, what):
+    "`tuner.fit()` without Ray's log of a traceback per failed trial: each failure is one printed line, and in the results"
+    import logging
+    lg = logging.getLogger('ray.tune')
+    old = lg.level
+    lg.setLevel(logging.CRITICAL)
+    try: grid = tuner.fit()
+    finally: lg.setLevel(old)
+    for r in grid:
+        if r.error is not None: print(f"{what(r.config)} failed: {_one_line(r.error)}")
+    return grid
+
 def _map_trial(config, fn=None, items=None, shared=None):
     "One trial of `ray_map`: run `fn` on its item and report the result"
     from ray import tune
@@ -95,7 +114,7 @@ def ray_map(fn, # function item -> result, run in a trial's process (define it i
                        run_config=tune.RunConfig(storage_path=storage, verbose=0,
                                                  callbacks=[_progress_callback(len(items), desc)],
                                                  failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)))
-    grid = tuner.fit()
+    grid = _fit_quietly(tuner, lambda c: f"item {c['i']}")
     res = [None] * len(items)
     for r in grid:
         i = r.config['i']
@@ -188,7 +207,7 @@ def tune_learner(
                                                  callbacks=[_progress_callback(_n_trials(param_space, num_samples), 'trials')],
                                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=_keep(scheduler)),
                                                  failure_config=tune.FailureConfig(max_failures=int(max_failures), fail_fast=False)))
-    grid = tuner.fit()
+    grid = _fit_quietly(tuner, lambda c: 'trial ' + ', '.join(f'{k}={v!r}' for k, v in c.items()))
     rows, configs = [], []
     for r in grid:
         configs.append(dict(r.config))
@@ -200,7 +219,7 @@ def tune_learner(
         rows.append(dict(trial=m.get('trial_id'), **{k: v for k, v in r.config.items()},
                          **{metric: m.get(metric), f'best_{metric}': best, 'epochs': m.get('epoch', 0) or 0,
                             'resumed_at': m.get('resumed_at', 0) or 0,
-                            'time_s': m.get('time_total_s'), 'error': None if r.error is None else f"{type(r.error).__name__}: {r.error}",
+                            'time_s': m.get('time_total_s'), 'error': None if r.error is None else _ANSI.sub('', f"{type(r.error).__name__}: {r.error}"),
                             'checkpoint': None if r.checkpoint is None else r.checkpoint.path}))
     df = pd.DataFrame(rows)
     ok = df[df['error'].isna() & df[metric].notna()] if len(df) else df

@@ -109,11 +109,11 @@ class SeqLearner(LeanLearner):
 
     def summary(self) -> str:
         "fastai's `summary` (layers, output shapes and parameters on one batch of inputs); its totals count every parameter"
-        res = super().summary()
+        res = re.sub(r'<function ([\w.]+) at 0x[0-9a-f]+>', r'\1', super().summary())   # no memory address in a page
         ps = list(self.model.parameters())
         n, nt = sum(p.numel() for p in ps), sum(p.numel() for p in ps if p.requires_grad)
         m = re.search(r'Total params: ([\d,]+)\nTotal trainable params: [\d,]+\nTotal non-trainable params: [\d,]+\n', res)
-        if m is None or int(m[1].replace(',', '')) == n: return res
+        if m is None or int(m[1].replace(',', '')) == n: return PrettyString(res)
         # fastai counts the parameters of layers with a `weight` attribute only: not a recurrent layer's, nor the
         # encoder's (the batch has no targets for it to read, so it does not run)
         fixed = (f'Total params: {n:,}\nTotal trainable params: {nt:,}\nTotal non-trainable params: {n - nt:,}\n'

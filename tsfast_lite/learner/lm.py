@@ -237,7 +237,7 @@ def fit_lm(self:SeqLearner,
 @patch
 def _do_fit_lm(self:SeqLearner, lam, tol, keep_best):
     lm, rec = self.lm, self.recorder
-    smooth, rec.smooth_loss = rec.smooth_loss, _Value()
+    smooth = rec.smooth_loss; rec.__dict__['smooth_loss'] = _Value()   # not setattr: fastai warns of shadowing the learner's smooth_loss
     best = None
     try:
         theta = lm.flat.get()
@@ -276,7 +276,7 @@ def _do_fit_lm(self:SeqLearner, lam, tol, keep_best):
                 print(f"fit_lm stopped at iteration {it}: {stop}")
                 break
     finally:
-        rec.smooth_loss = smooth
+        rec.__dict__['smooth_loss'] = smooth
         if keep_best and best is not None and best[1] != self.epoch:
             bare_model(self.model).load_state_dict(best[2])
             print(f"fit_lm: kept the weights of iteration {best[1]}, whose valid_loss {best[0]:.6g} is the lowest")
