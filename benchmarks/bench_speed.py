@@ -543,7 +543,7 @@ def main(argv=None):
         elif 'W1' in a.workloads:
             try:
                 workers['tsfast'] = Worker('tsfast', a.tsfast_python, a.threads)
-                notes.append(f"{workers['tsfast'].version} in {a.tsfast_python}")
+                notes.append(f"{workers['tsfast'].version} in its own environment (--tsfast-python)")
             except Exception as e: notes.append(f"tsfast 0.5.0: not timed ({e})")
     if a.compare_with:
         name = f"tsfast_lite@{Path(a.compare_with).name}"  # the folder name (e.g. a commit), no local path

@@ -193,3 +193,57 @@ def test_math_rendered(site, browser):
     assert not left, f'TeX left unrendered on {MATH_PAGE}: {left[:5]}'
     browser.js("document.querySelector('article .katex-display, article .katex').scrollIntoView()")
     browser.screenshot(SHOTS/f"{MATH_PAGE.replace('/', '__')}_math.png")
+
+# ------------------------------------------------------------------ page hygiene: read as documentation, not a log
+import html as _html
+
+_NOISE = {
+    'a traceback': re.compile(r'Traceback \(most recent call last\)'),
+    'an ANSI escape code': re.compile(r'\x1b\[|\[\d{1,2}(;\d{1,2})*m(?=\S)'),
+    'a local path': re.compile(r'(?<![\w.])(/root/|/tmp/|/home/|/Users/|/work/|[\w/.-]*site-packages/|[\w/.-]*\.venv/|<ipython-input-)'),
+    'an object repr with a memory address': re.compile(r'<[\w. ]+ at 0x[0-9a-fA-F]{6,}>'),
+    'a warning': re.compile(r'\b[A-Z]\w*Warning: |^\s*warn\(', re.M),
+}
+
+def _article(page_html):
+    m = re.search(r'<article.*?</article>', page_html, re.S)
+    return m.group(0) if m else page_html
+
+def _shown_text(page_html):
+    "What a reader sees of a page except code inputs (syntax-highlighted blocks): outputs, prose, tables"
+    a = _article(page_html)
+    blocks = re.findall(r'<div class="[^"]*highlight[^"]*"><pre>.*?</pre></div>', a, re.S)
+    for b in blocks:   # an input block carries pygments' token spans; an output block is plain text
+        if re.search(r'<span class="(?!\s*")[\w ]+">', b): a = a.replace(b, '')
+    return _html.unescape(re.sub(r'<[^>]+>', '', a))
+
+def _site_pages():
+    if not (DOCS/'index.html').is_file(): pytest.fail(f'No built docs site in {DOCS}: build it with `{BUILD}` first')
+    return sorted(p for p in DOCS.rglob('*.html') if p.name != '404.html' and 'assets' not in p.parts)
+
+def test_pages_have_no_notebook_noise():
+    "No page shows a traceback, an ANSI escape, a local path, an object's memory address or a warning"
+    found = []
+    for p in _site_pages():
+        text = _shown_text(p.read_text(encoding='utf-8'))
+        for what, pat in _NOISE.items():
+            if m := pat.search(text):
+                found.append(f"{p.relative_to(DOCS)}: {what}: ...{text[max(0, m.start() - 60):m.end() + 60]!r}...")
+    assert not found, 'notebook noise on the site:\n' + '\n'.join(found)
+
+def test_anchors_resolve():
+    "Every link to a page and an anchor of the site lands on a page that exists and an element with that id"
+    ids, missing = {}, []
+    def ids_of(p):
+        if p not in ids: ids[p] = set(re.findall(r'\bid="([^"]+)"', p.read_text(encoding='utf-8'))) if p.is_file() else None
+        return ids[p]
+    for p in _site_pages():
+        for href in re.findall(r'<a [^>]*href="([^"]+)"', _article(p.read_text(encoding='utf-8'))):
+            if re.match(r'[a-z][\w+.-]*:', href) or href.startswith('//'): continue     # external
+            path, _, frag = _html.unescape(href).partition('#')
+            target = (p.parent/path).resolve() if path else p
+            if target.is_dir(): target = target/'index.html'
+            have = ids_of(target)
+            if have is None: missing.append(f"{p.relative_to(DOCS)} -> {href}: no such page")
+            elif frag and frag not in have: missing.append(f"{p.relative_to(DOCS)} -> {href}: no anchor #{frag}")
+    assert not missing, f'{len(missing)} broken link(s):\n' + '\n'.join(missing)

@@ -41,6 +41,14 @@ def local_links(md):
     def _f(m): return f"]({nbpath2html(m[1] + '.ipynb').with_suffix('.md').as_posix() if m[2] == 'ipynb' else m[1] + '.md'}{m[3] or ''})"
     return _re_link.sub(_f, md)
 
+_re_member = re.compile(r'\]\(([^)\s#]*)#([a-z]\w*)\.\w+\)')
+_re_private = re.compile(r'\[([^\]]*)\]\([^)\s#]*#_\w*(?:\.\w+)?\)')
+
+def symbol_anchors(md):
+    """nbdev links a member as `page.html#class.member` and a private name as `page.html#_name`; pages have headings for
+    public classes and functions only (a member is documented under its class): point members at their class, unlink private names"""
+    return _re_member.sub(r'](\1#\2)', _re_private.sub(r'\1', md))
+
 def _quarto_dirs(cell):
     "Pop the `#| key: value` lines nbdev leaves for Quarto from the top of a code cell; return them as a dict"
     lines, dirs = cell.source.splitlines(), {}
@@ -135,7 +143,7 @@ def render_nb(nb_rel, skip_flags=()):
         remove_input_tags={'remove_input'}, remove_all_outputs_tags={'remove_output'})})
     body, res = exp.from_notebook_node(nb, resources={'unique_key': page.stem, 'output_files_dir': f'{page.stem}_files'})
     cfg = get_config()
-    body = local_links(body.replace(f"{cfg.doc_host}{cfg.doc_baseurl}/", '../'*(len(page.parts)-1) or './'))  # API links stay local
+    body = symbol_anchors(local_links(body.replace(f"{cfg.doc_host}{cfg.doc_baseurl}/", '../'*(len(page.parts)-1) or './')))  # API links stay local
     title = fm.get('title', page.stem)
     head = f'---\ntitle: {json.dumps(title)}\n---\n\n# {title}\n\n' + (f'> {fm["description"]}\n\n' if fm.get('description') else '')
     out = DOCS/page
