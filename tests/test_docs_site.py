@@ -247,3 +247,21 @@ def test_anchors_resolve():
             if have is None: missing.append(f"{p.relative_to(DOCS)} -> {href}: no such page")
             elif frag and frag not in have: missing.append(f"{p.relative_to(DOCS)} -> {href}: no anchor #{frag}")
     assert not missing, f'{len(missing)} broken link(s):\n' + '\n'.join(missing)
+
+def test_wide_tables_and_code_fit(site, browser):
+    "At 1400 px the Benchmarks page shows the columns a reader came for (ours, target, met, best published) without "
+    "scrolling, and no code block on it or the Learners page is clipped (long lines wrap)"
+    browser.send('Emulation.setDeviceMetricsOverride', width=1400, height=1000, deviceScaleFactor=1, mobile=False)
+    try:
+        for page in ('guide/benchmarks', '02_learner/learner'):
+            open_page(browser, site, page)
+            clipped = browser.js("[...document.querySelectorAll('article pre > code')].filter(c => c.scrollWidth > c.clientWidth + 1).map(c => c.innerText.slice(0, 80))")
+            assert clipped == [], f'code clipped on {page}: {clipped[:3]}'
+        open_page(browser, site, 'guide/benchmarks')
+        cols = browser.js("""(() => { const t = [...document.querySelectorAll('article table')].find(t => t.innerText.includes('ours: mean'));
+            const box = t.parentElement.getBoundingClientRect();
+            return [...t.querySelectorAll('th')].map(th => [th.innerText.trim(), th.getBoundingClientRect().right <= box.right + 1]) })()""")
+        visible = [c for c, v in cols if v]
+        for want in ('benchmark', 'test set', 'ours: mean ± std', 'target', 'met', 'best published'):
+            assert any(c.replace('\n', ' ') == want for c in visible), f"{want!r} is off-screen at 1400 px: visible {visible}"
+    finally: browser.send('Emulation.clearDeviceMetricsOverride')

@@ -159,15 +159,16 @@ MKDOCS = dict(site_name='tsfast_lite', docs_dir='docs', use_directory_urls=False
                          {'pymdownx.highlight': {'use_pygments': True}}, {'toc': {'permalink': True}},
                          {'pymdownx.arithmatex': {'generic': True}}],   # $...$ and $$...$$ for KaTeX (tools/katex)
     extra_javascript=['assets/katex/katex.min.js', 'assets/katex/contrib/auto-render.min.js', 'assets/katex/init.js'],
-    extra_css=['assets/katex/katex.min.css'],
+    extra_css=['assets/katex/katex.min.css', 'assets/site.css'],   # site.css: tools/site/site.css
     plugins=['search'])
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('notebooks', nargs='*', help='only these notebooks (paths under nbs/); default: all')
-    ap.add_argument('--jobs', type=int, default=1, help='notebooks executed in parallel')
+    ap.add_argument('--jobs', type=int, default=os.cpu_count() or 1, help='notebooks executed in parallel (default: one per core, each on one torch thread)')
     ap.add_argument('--no-slow', action='store_true', help='skip `#| slow` cells, as nbdev-test does (a quick preview)')
     args = ap.parse_args()
+    if args.jobs > 1: os.environ.setdefault('OMP_NUM_THREADS', '1')   # notebooks side by side: one thread each, as nbdev-test
     t0 = time.perf_counter()
     os.chdir(ROOT)
     from nbdev.config import get_config
@@ -185,6 +186,7 @@ def main():
         if f.suffix.lower() in ASSETS and not any(s[0] in '._' for s in f.relative_to(NBS).parts):
             (DOCS/f.relative_to(NBS)).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(f, DOCS/f.relative_to(NBS))
     shutil.copytree(ROOT/'tools'/'katex', DOCS/'assets'/'katex', ignore=shutil.ignore_patterns('README.md'))  # equations, offline
+    shutil.copy(ROOT/'tools'/'site'/'site.css', DOCS/'assets'/'site.css')
     print(f'Executing {len(nbs)} notebooks (cwd {ROOT}):', flush=True)
     titles, failed = {}, []
     ctx = multiprocessing.get_context('spawn')       # a fresh interpreter per notebook, as in a fresh kernel
