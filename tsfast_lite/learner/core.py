@@ -233,7 +233,7 @@ def seq_learner(
     n_skip:int=0, # warm-up samples of each window that are not scored
     sub_seq_len:int|None=None, # TBPTT k1; must equal the DataLoaders' sub_seq_len (taken from them when None)
     k2:int|None=None, # TBPTT backprop depth (default k1)
-    loss_func=None, # default: mean absolute error in physical units
+    loss_func=None, # default: mean absolute error in physical units (several outputs: each over its std, `OutputScaledL1`)
     metrics=None, # functions (pred, targ) or fastai Metrics over all scored samples (default: `fun_rmse`)
     grad_clip:float|None=None, # clip the gradient norm of every update to this value
     opt_func=default_opt_func, # optimizer constructor
@@ -272,7 +272,7 @@ def seq_learner(
     if grad_clip is not None: cbs.append(GradientClip(max_norm=grad_clip))
     cls = TbpttLearner if sub_seq_len is not None else SeqLearner
     metrics = (fun_rmse,) if metrics is None else metrics
-    learn = cls(dls, model, loss_func=loss_func or nn.L1Loss(), opt_func=opt_func,
+    learn = cls(dls, model, loss_func=loss_func or (nn.L1Loss() if n_y == 1 else OutputScaledL1(dls.norm_y.std)), opt_func=opt_func,
                 metrics=per_output([as_global_metric(m) for m in listify(metrics)], dls.y_names), cbs=cbs, **kwargs)
     learn.recorder.loss = SampleAvgLoss()
     return learn

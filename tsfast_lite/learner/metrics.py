@@ -7,11 +7,13 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/02_learner/metrics.html.md"""
 # %% ../../nbs/02_learner/00_metrics.ipynb #d50713da
 from __future__ import annotations
 import torch
+from torch import nn
 from fastai.learner import Metric, AvgLoss
 from ..data.loaders import dist_world, for_collective
 
 # %% auto #0
-__all__ = ['fun_rmse', 'fun_mae', 'ranks_sum', 'RMSE', 'per_output', 'SampleAvgMetric', 'SampleAvgLoss', 'as_global_metric']
+__all__ = ['fun_rmse', 'fun_mae', 'ranks_sum', 'RMSE', 'OutputScaledL1', 'per_output', 'SampleAvgMetric', 'SampleAvgLoss',
+           'as_global_metric']
 
 # %% ../../nbs/02_learner/00_metrics.ipynb #72f9ef2b
 def fun_rmse(pred, targ):
@@ -56,6 +58,11 @@ class RMSE(_GlobalSum, Metric):
     def name(self): return self._name
     def for_output(self, k:int, y_name:str): return RMSE(f'{self._name}_{y_name}', k)
 
+class OutputScaledL1(nn.Module):
+    "Mean absolute error with each output's error divided by its `std`: outputs in different units and sizes weigh alike"
+    def __init__(self, std): super().__init__(); self.std = torch.as_tensor(std, dtype=torch.float32).reshape(-1)
+    def forward(self, pred, targ): return ((pred - targ).abs() / self.std.to(pred.device)).mean()
+
 def per_output(metrics, y_names) -> list:
     "With more than one output, each metric over all outputs that can score one (`RMSE`, `SimRMSE`: a `for_output` method) becomes one per output, named `{name}_{y_name}`"
     if len(y_names) < 2: return list(metrics)
@@ -63,12 +70,15 @@ def per_output(metrics, y_names) -> list:
                                           if hasattr(m, 'for_output') and getattr(m, 'output', None) is None else [m])]
 
 class SampleAvgMetric(_GlobalSum, Metric):
-    "Mean of `func` over batches, weighted by each batch's number of scored samples (over all processes)"
-    def __init__(self, func): self.func = func
+    "Mean of `func` over batches, weighted by each batch's number of scored samples (over all processes); of one output with `output`"
+    def __init__(self, func, output:int|None=None, name:str|None=None): self.func, self.output, self._name = func, output, name
+    def for_output(self, k:int, y_name:str): return SampleAvgMetric(self.func, k, f'{self.name}_{y_name}')
     def reset(self): self.total, self.count, self._global = 0., 0, None
     def accumulate(self, learn):
-        n = learn.yb[0].numel()
-        self.total = self.total + self.func(learn.pred.detach(), learn.yb[0]).double() * n
+        p, t = learn.pred.detach(), learn.yb[0]
+        if self.output is not None: p, t = p[..., self.output:self.output + 1], t[..., self.output:self.output + 1]
+        n = t.numel()
+        self.total = self.total + self.func(p, t).double() * n
         self.count += n
         self._global = None
     @property
@@ -76,7 +86,7 @@ class SampleAvgMetric(_GlobalSum, Metric):
         total, count = self._sums()
         return float(total / count) if count else None
     @property
-    def name(self): return getattr(self.func, '__name__', 'metric')
+    def name(self): return self._name or getattr(self.func, '__name__', 'metric')
 
 class SampleAvgLoss(_GlobalSum, AvgLoss):
     "The validation loss averaged over scored samples (fastai's `AvgLoss` weights by batch size; over all processes)"

@@ -7,6 +7,7 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/01_models/nonlinear_ss.html.md""
 # %% ../../nbs/01_models/06_nonlinear_ss.ipynb #b7e1a003
 from __future__ import annotations
 from itertools import combinations_with_replacement
+from math import comb
 import numpy as np
 import torch
 from torch import nn
@@ -17,15 +18,21 @@ from .lru import _check_pos_int
 from .linear_ss import fit_bla, dls_records, check_ss
 
 # %% auto #0
-__all__ = ['Monomials', 'NonlinearSS']
+__all__ = ['MAX_MONOMIALS', 'Monomials', 'NonlinearSS']
 
 # %% ../../nbs/01_models/06_nonlinear_ss.ipynb #b7e1a006
+MAX_MONOMIALS = 100_000 # the most monomials `Monomials` builds (PNLSS with 6 states, 1 input, degree 3: 112)
+
 class Monomials(nn.Module):
     "All monomials of degree 2..`degree` of the `n_in` entries of z, in graded lexicographic order: [..., n_in] -> [..., n_out]"
     def __init__(self, n_in:int, degree:int=3):
         super().__init__()
         n_in, degree = _check_pos_int('n_in', n_in), _check_pos_int('degree', degree)
         if degree < 2: raise ValueError(f"degree={degree} must be >= 2 (degree 1 is the linear part)")
+        count = comb(n_in + degree, degree) - 1 - n_in          # monomials of degree 2..degree, counted before any is made
+        if count > MAX_MONOMIALS:
+            raise ValueError(f"degree={degree} of {n_in} entries gives {count:,} monomials; at most {MAX_MONOMIALS:,} (each is a "
+                             "column of E, computed at every step): use a lower degree or fewer states")
         self.n_in, self.degree = n_in, degree
         prev = {(i,): i for i in range(n_in)}
         for d in range(2, degree + 1):

@@ -13,7 +13,7 @@ from fastcore.basics import store_attr
 from .rnn import ScaledLinear
 
 # %% auto #0
-__all__ = ['causal_conv', 'TCN']
+__all__ = ['TCN_MAX_STATE_BYTES', 'causal_conv', 'TCN']
 
 # %% ../../nbs/01_models/01_tcn.ipynb #ea85565b
 def causal_conv(conv:nn.Conv1d, # a convolution without padding, e.g. `nn.Conv1d(C, C, k, dilation=d)`
@@ -30,6 +30,8 @@ def _check_pos_int(name:str, v) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
         raise ValueError(f"{name}={v!r} must be a positive integer")
     return int(v)
+
+TCN_MAX_STATE_BYTES = 2**26 # 64 MiB: the largest TCN state (past inputs of all convolutions) of one sequence
 
 class TCN(nn.Module):
     "Causal dilated convolutions in residual blocks and a linear head with explicit state: `forward(u, state=None) -> (y, new_state)`"
@@ -52,6 +54,13 @@ class TCN(nn.Module):
         store_attr('n_u,n_y,hidden_size,num_layers,kernel_size,dilation_base')
         self.dilations = [dilation_base**i for i in range(num_layers)]
         self.receptive_field = 1 + 2 * (kernel_size - 1) * sum(self.dilations)  # y[t] depends on u[t-R+1 .. t]
+        state_bytes = 4 * hidden_size * (self.receptive_field - 1)   # the past every convolution carries, per sequence
+        if state_bytes > TCN_MAX_STATE_BYTES:
+            raise ValueError(f"num_layers={num_layers}, kernel_size={kernel_size}, dilation_base={dilation_base} give a receptive "
+                             f"field of {self.receptive_field:,} samples: with hidden_size={hidden_size} its state (the past "
+                             f"inputs of every convolution) takes {state_bytes / 2**20:,.0f} MiB per sequence, times the batch "
+                             f"size, made at every call; at most {TCN_MAX_STATE_BYTES // 2**20} MiB: use fewer layers, a smaller "
+                             "kernel_size or dilation_base")
         self.inp = nn.Linear(n_u, hidden_size)
         self.convs = nn.ModuleList(nn.Conv1d(hidden_size, hidden_size, kernel_size, dilation=d)
                                    for d in self.dilations for _ in range(2))   # block i: convs[2i], convs[2i+1]
