@@ -24,6 +24,7 @@ __all__ = ['ray_init', 'ray_map', 'TuneReportCB', 'tune_learner', 'load_tuned_le
 def _ray():
     "Import Ray Tune, with the install command when it is missing"
     os.environ.setdefault('RAY_AIR_NEW_OUTPUT', '0')  # verbose=0 then prints nothing: the progress is our bar
+    os.environ.setdefault('RAY_COLOR_PREFIX', '0')    # Ray's messages without colour codes (in a log or a page)
     try:
         import ray
         from ray import tune
@@ -46,9 +47,10 @@ def ray_init(address:str|None=None, # None: a local Ray in this process; 'auto' 
 _ANSI = re.compile(r'\x1b\[[0-9;]*m')
 
 def _one_line(e) -> str:
-    "The last line of an error (Ray's wraps the trial's traceback; that line is the exception itself), without colour codes"
+    "An error in one line, without colour codes: the last exception line of Ray's wrapped traceback (the trial's own), else the first line"
     lines = [l.strip() for l in _ANSI.sub('', str(e)).splitlines() if l.strip()]
-    return lines[-1] if lines else type(e).__name__
+    exc = [l for l in lines if re.match(r'^[\w.]*(Error|Exception)\b', l)]
+    return exc[-1] if exc else f"{type(e).__name__}: {lines[0] if lines else ''}"
 
 def _fit_quietly(tuner, what):
     "`tuner.fit()` without Ray's log of a traceback per failed trial: each failure is one printed line, and in the results"
@@ -183,7 +185,7 @@ def tune_learner(
     name:str|None=None, # the experiment's folder name in storage_path
     max_failures:int=0, # retries of a failed trial (a killed worker, a crash), each from its last epoch's checkpoint
 ) -> pd.DataFrame:
-    "Search `param_space` with Ray Tune; one row per trial (config, metric, epochs, time, error, checkpoint); best in `attrs`"
+    "Search `param_space` with Ray Tune; one row per trial (config, metric, epochs, time, error in one line, checkpoint); best and full tracebacks in `attrs`"
     if mode not in ('min', 'max'): raise ValueError(f"mode={mode!r} must be 'min' or 'max'")
     if isinstance(n_epoch, bool) or not isinstance(n_epoch, (int, np.integer)) or n_epoch < 1:
         raise ValueError(f"n_epoch={n_epoch!r} must be a positive integer")
@@ -219,9 +221,10 @@ def tune_learner(
         rows.append(dict(trial=m.get('trial_id'), **{k: v for k, v in r.config.items()},
                          **{metric: m.get(metric), f'best_{metric}': best, 'epochs': m.get('epoch', 0) or 0,
                             'resumed_at': m.get('resumed_at', 0) or 0,
-                            'time_s': m.get('time_total_s'), 'error': None if r.error is None else _ANSI.sub('', f"{type(r.error).__name__}: {r.error}"),
+                            'time_s': m.get('time_total_s'), 'error': None if r.error is None else _one_line(r.error),
                             'checkpoint': None if r.checkpoint is None else r.checkpoint.path}))
     df = pd.DataFrame(rows)
+    df.attrs['tracebacks'] = {row['trial']: _ANSI.sub('', f"{type(r.error).__name__}: {r.error}") for row, r in zip(rows, grid) if r.error is not None}
     ok = df[df['error'].isna() & df[metric].notna()] if len(df) else df
     if len(ok):
         b = ok.loc[ok[metric].idxmin() if mode == 'min' else ok[metric].idxmax()]

@@ -6,10 +6,11 @@ Docs: https://tsfast-lite.github.io/tsfast_lite/01_models/blocks.html.md"""
 
 # %% ../../nbs/01_models/07_blocks.ipynb #b10c0003
 from __future__ import annotations
+import warnings
 import numpy as np
 import torch
 from torch import nn
-from scipy.signal import ss2tf, tf2ss
+from scipy.signal import ss2tf, tf2ss, BadCoefficients
 from fastcore.basics import store_attr
 from .lru import _check_pos_int, _state_mismatch
 from .linear_ss import LinearSS, fit_bla, dls_records, simulate_ss, check_ss
@@ -95,7 +96,9 @@ def split_bla(bla, # a single-input single-output (A, B, C, D), e.g. from `fit_b
     z1, z2 = _zeros_for(zgroups, nx1, nx - nx1)
     def realise(z, p, k):
         n, d = np.atleast_1d(np.real(k * np.poly(z))), np.atleast_1d(np.real(np.poly(p)))  # np.poly([]) is the scalar 1.0
-        return tuple(tf2ss(np.concatenate([np.zeros(len(d) - len(n)), n]), d))
+        with warnings.catch_warnings():   # a strictly proper filter's numerator starts with zeros: scipy warns, rightly here
+            warnings.simplefilter('ignore', BadCoefficients)
+            return tuple(tf2ss(np.concatenate([np.zeros(len(d) - len(n)), n]), d))
     return realise(z1, p1, 1.), realise(z2, p2, num[0])
 
 # %% ../../nbs/01_models/07_blocks.ipynb #b10c0013
