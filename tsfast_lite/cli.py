@@ -195,10 +195,12 @@ def train_benchmark(
     loss, *metrics = learn.validate()
     unit, scale = getattr(dls, 'score_unit', '') or '', getattr(dls, 'score_scale', 1.) or 1.
     shown = ', '.join(f"{m.name} {v * scale:.6g} {unit}" if 'rmse' in m.name else f"{m.name} {v:.6g}" for m, v in zip(learn.metrics, metrics))
-    start = 'the learned encoder\'s state' if r.learner.get('encoder') else 'the zero state'
+    enc = r.learner.get('encoder')
+    start = ('the state least squares fits to its first samples' if enc == 'lstsq' else 'the learned encoder\'s state' if enc
+             else 'the zero state')
     print(f"validation: loss {loss:.6f}, {shown}: over the validation windows of {dls.win_sz} samples, each simulated from "
-          f"{start} and scored after n_skip={next((c.n_skip for c in learn.cbs if hasattr(c, 'n_skip')), 0)} samples, so it holds every window's start-up "
-          "transient; the test scores below are free runs of whole records, scored after their first n_init samples")
+          f"{start} and scored after n_skip={next((c.n_skip for c in learn.cbs if hasattr(c, 'n_skip')), 0)} samples" + (", so it holds every window's start-up transient" if not enc else '')
+          + "; the test scores below are free runs of whole records, scored after their first n_init samples")
     import json, dataclasses
     (folder/'recipe.json').write_text(json.dumps(dict(dataclasses.asdict(learn.recipe), benchmark=used, seed=seed,
                                                       init=init), indent=1) + '\n')
