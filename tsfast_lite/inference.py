@@ -66,7 +66,11 @@ def _check_state(state, model, device):
     if state is None: return
     if not isinstance(state, (torch.Tensor, tuple)) or not _tensors(state) or not all(isinstance(t, torch.Tensor) for t in _tensors(state)):
         raise TypeError(f"state must be None, a tensor or a tuple of tensors (the model's own state); got {type(state).__name__}")
-    with torch.no_grad(): _, ref = model(torch.zeros(1, 1, len(model.u_mean), device=device))
+    was = model.training
+    model.eval()   # the reference step changes nothing: no dropout draw, no normalisation statistics updated
+    try:
+        with torch.no_grad(): _, ref = model(torch.zeros(1, 1, len(model.u_mean), device=device))
+    finally: model.train(was)
     ts, rs, name = _tensors(state), _tensors(ref), type(_inner(model)).__name__
     kind = 'a tensor' if isinstance(ref, torch.Tensor) else f'a tuple of {len(rs)} tensor{"s" if len(rs) > 1 else ""}'
     want = f"{name}'s state for one sequence is {kind} ({_describe(rs)})"

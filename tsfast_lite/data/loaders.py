@@ -414,7 +414,7 @@ def iter_windows(dl):
 def _time_axis(n, fs):
     return (np.arange(n) / fs, 'time [s]') if fs else (np.arange(n), 'sample')
 
-def plot_windows(u, y, u_names, y_names, fs=None, preds=None, max_n:int=4, figsize=None, title='window', labels=None):
+def plot_windows(u, y, u_names, y_names, fs=None, preds=None, max_n:int=4, figsize=None, title='window'):
     "Plot windows `u` [n, T, n_u] and `y` [n, T, n_y] (physical units), optionally `preds` over `y`"
     import matplotlib.pyplot as plt
     n = min(max_n, len(u))
@@ -425,7 +425,7 @@ def plot_windows(u, y, u_names, y_names, fs=None, preds=None, max_n:int=4, figsi
             axs[0,j].plot(t, y[j,:,k], label=f'{nm}' if preds is None else f'{nm} measured')
             if preds is not None: axs[0,j].plot(t, preds[j,:,k], '--', label=f'{nm} predicted')
         for k,nm in enumerate(u_names): axs[1,j].plot(t, u[j,:,k], label=nm)
-        axs[0,j].set_title(f'{title} {labels[j] if labels is not None else j}'); axs[1,j].set_xlabel(tl)
+        axs[0,j].set_title(f'{title} {j}'); axs[1,j].set_xlabel(tl)
     lab = lambda names, what: names[0] if len(names) == 1 else f"{what}: {', '.join(names)}"
     axs[0,0].set_ylabel(lab(list(y_names), 'outputs')); axs[1,0].set_ylabel(lab(list(u_names), 'inputs'))
     axs[0,0].legend(fontsize='small'); axs[1,0].legend(fontsize='small')
