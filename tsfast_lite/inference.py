@@ -247,13 +247,13 @@ def encode_state(self:SeqLearner,
 # %% ../nbs/03_inference/00_inference.ipynb #52004da6
 @patch
 def evaluate_tests(self:SeqLearner,
-                   test_sets:dict|None=None, # name -> (u, y) arrays [T, n]; default the DataLoaders' official test sets
+                   test_sets:dict|None=None, # name -> (u, y) arrays [T, n], or [R, T, n]: R records of one test set; default the DataLoaders' test sets
                    n_init:int|None=None, # unscored initialisation samples (default the DataLoaders' n_init)
                    plot:bool=True, # plot prediction vs measurement
                    chunk_sz:int|None=None, # see `predict_sequence`
                    init:str|None=None, # 'zero', 'estimate' (`estimate_state`), 'encoder' (`encode_state`); None: the encoder if the learner has one, else 'zero'
                   ) -> pd.DataFrame:
-    "RMSE of free-run simulation on each test set, scored on y[n_init:], in the benchmark's unit; a row per test set and output"
+    "RMSE of free-run simulation on each test set, scored on y[n_init:], in the benchmark's unit; a row per test set and output (a set of R records: the mean of their RMSEs)"
     _check_init(init)
     enc = _encoder(self)
     if init is None: init = 'zero' if enc is None else 'encoder'
@@ -279,29 +279,41 @@ def evaluate_tests(self:SeqLearner,
     rows, results = [], {}
     if not isinstance(test_sets, dict):
         raise TypeError(f"test_sets must be a dict name -> (u, y), got {type(test_sets).__name__}")
+    def simulate(u, y):
+        if init == 'encoder':  # the model simulates from the end of the encoder's window; nothing before it is predicted
+            n = enc.n_init
+            p_rest = self.predict_sequence(u[n:], chunk_sz=chunk_sz, state=self.encode_state(u[:n], y[:n]))
+            return np.concatenate([np.full((n, p_rest.shape[1]), np.nan), p_rest])
+        state = self.estimate_state(u[:n_init], y[:n_init]) if init == 'estimate' else None
+        return self.predict_sequence(u, chunk_sz=chunk_sz, state=state)
     for name, pair in test_sets.items():
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise TypeError(f"Test set {name!r} must be a pair (u, y) of arrays [T, n_u] and [T, n_y], got {type(pair).__name__}")
         u, y = pair
+        stacked = np.ndim(u) == 3   # R records of equal length, each simulated from its own start (e.g. periods)
         try:
-            u = _check_inputs(u, len(self.model.u_mean))
-            if np.ndim(y) >= 1 and len(y) != len(u): raise ValueError(f"u has {len(u)} samples but y has {len(y)}")
-            y = _check_outputs(y, len(u), len(self.model.y_mean))
+            if stacked and (np.ndim(y) != 3 or len(y) != len(u)):
+                raise ValueError(f"u holds {len(u)} records [R, T, n_u] {np.shape(u)}; y must hold as many [R, T, n_y], got shape {np.shape(y)}")
+            recs = []
+            for ui, yi in (zip(u, y) if stacked else [(u, y)]):
+                ui = _check_inputs(ui, len(self.model.u_mean))
+                if np.ndim(yi) >= 1 and len(yi) != len(ui): raise ValueError(f"u has {len(ui)} samples but y has {len(yi)}")
+                recs.append((ui, _check_outputs(yi, len(ui), len(self.model.y_mean))))
         except (ValueError, TypeError) as e: raise type(e)(f"Test set {name!r}: {e}") from None
-        if len(y) <= n_init: raise ValueError(f"Test set {name!r} has {len(y)} samples, not more than n_init={n_init}")
-        if init == 'encoder':  # the model simulates from the end of the encoder's window; nothing before it is predicted
-            n = enc.n_init
-            p_rest = self.predict_sequence(u[n:], chunk_sz=chunk_sz, state=self.encode_state(u[:n], y[:n]))
-            p = np.concatenate([np.full((n, p_rest.shape[1]), np.nan), p_rest])
-        else:
-            state = self.estimate_state(u[:n_init], y[:n_init]) if init == 'estimate' else None
-            p = self.predict_sequence(u, chunk_sz=chunk_sz, state=state)
-        e, ys = (p - y)[n_init:], y[n_init:]
-        for k in range(y.shape[1]):           # one row per output: each scored against its own measured values
-            rmse, sd = float(np.sqrt((e[:, k]**2).mean())), float(ys[:, k].std())
-            rows.append(dict(test_set=name, **({'output': y_names[k]} if multi else {}), n_samples=len(y), n_scored=len(y) - n_init,
-                             **{f'rmse [{unit}]' if unit else 'rmse': rmse * scale}, nrmse=rmse / sd if sd > 0 else np.nan))
-        results[name] = (y, p)
+        if not recs: raise ValueError(f"Test set {name!r} holds no record")
+        T = len(recs[0][1])
+        if T <= n_init: raise ValueError(f"Test set {name!r} has {T} samples, not more than n_init={n_init}")
+        sims = [(yi, simulate(ui, yi)) for ui, yi in recs]
+        n_y = sims[0][0].shape[1]
+        for k in range(n_y):           # one row per output: each scored against its own measured values
+            e = [np.sqrt(((p - yi)[n_init:, k]**2).mean()) for yi, p in sims]   # a record's RMSE (the official template's)
+            sd = [yi[n_init:, k].std() for yi, _ in sims]
+            rmse = float(np.mean(e))
+            nrmse = float(np.mean([ei / si for ei, si in zip(e, sd)])) if min(sd) > 0 else np.nan
+            rows.append(dict(test_set=name, **({'output': y_names[k]} if multi else {}), n_samples=T, n_scored=T - n_init,
+                             **({'n_records': len(sims)} if stacked else {}),
+                             **{f'rmse [{unit}]' if unit else 'rmse': rmse * scale}, nrmse=nrmse))
+        results[name] = sims[0]   # the plot shows a set's first record
     df = pd.DataFrame(rows).set_index(['test_set', 'output'] if multi else 'test_set')
     df.attrs['init'] = init
     if plot:  # shared, not copied, by the frames pandas derives from df (pandas deep-copies attrs)
