@@ -24,27 +24,14 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # torch and fastai are imported where they are used: pages that read the results need neither
 
-# Published simulation RMSE on the official test sets, in the benchmark's unit (see benchmarks/README.md for sources).
-PUBLISHED = {
-    'silverbox': {
-        'tsfast GRU default recipe (W2, 10 epochs)': {'multisine': 0.325, 'arrow_full': 1.43, 'arrow_no_extrapolation': 0.312},
-        'SUBNET': {'multisine': 0.36, 'arrow_full': 1.4, 'arrow_no_extrapolation': 0.32},
-        'GP-NARX': {'multisine': 0.301, 'arrow_full': 0.60, 'arrow_no_extrapolation': 0.259},
-        'PNLSS': {'arrow_full': 0.26},
-    },
-    'wiener_hammerstein': {'SUBNET': {'test': 0.241}, 'dynoNet': {'test': 0.452}, 'tsfast GRU': {'test': 0.580}},
-    'cascaded_tanks': {'grey-box': {'test': 0.191}, 'best black-box': {'test': 0.306}, 'GRU baseline': {'test': 0.396}},
-    'emps': {'dynoNet': {'test': 2.64}, 'CT-SUBNET (notebook output)': {'test': 4.61},
-             'pNARX (Champneys et al. 2024)': {'test': 5.17}, 'LTI state space (Champneys et al. 2024)': {'test': 5.53},
-             'LSTM (Champneys et al. 2024)': {'test': 74.1}},
-    'bouc_wen': {'PNLSS': {'multisine': 18.7}, 'dynoNet': {'multisine': 45.2}, 'NFIR': {'multisine': 163.}},
-}
-TEST_ORDER = {'silverbox': ['multisine', 'arrow_full', 'arrow_no_extrapolation'], 'wiener_hammerstein': ['test'],
-              'cascaded_tanks': ['test'], 'emps': ['test'], 'ced': ['low_amplitude', 'high_amplitude'],
-              'bouc_wen': ['multisine', 'sinesweep'], 'wh_process_noise': ['multisine', 'sinesweep']}
-TITLES = {'silverbox': 'Silverbox [mV]', 'wiener_hammerstein': 'Wiener-Hammerstein [mV]', 'cascaded_tanks': 'Cascaded Tanks [V]',
-          'emps': 'EMPS [mm]', 'ced': 'Coupled Electric Drives [ticks/s]', 'bouc_wen': 'Bouc-Wen [µm]',
-          'wh_process_noise': 'Wiener-Hammerstein with process noise [mV]'}
+# Published simulation RMSE on the official test sets, in the benchmark's unit, each with its source: read from the
+# benchmark specs (`tsfast_lite.data.benchmarks.BENCHMARK_SPECS`), as are the test sets' order and the titles
+from tsfast_lite.data.benchmarks import BENCHMARK_SPECS  # noqa: E402  (numpy only: pages that read results need no torch)
+_FILE_SPECS = {k: b for k, b in BENCHMARK_SPECS.items() if not b.simulated}
+PUBLISHED = {k: {p.model: p.scores for p in b.published} for k, b in _FILE_SPECS.items() if b.published}
+SOURCES = {k: {p.model: p.source for p in b.published} for k, b in _FILE_SPECS.items() if b.published}
+TEST_ORDER = {k: list(b.tests) for k, b in _FILE_SPECS.items()}
+TITLES = {k: b.score_title for k, b in _FILE_SPECS.items()}
 
 # The recipes: `tsfast_lite.recipes.Recipe`s. Those of the library (`RECIPES` of tsfast_lite.recipes: each benchmark's
 # `best`, one per model family, `encoder`) are taken from it under the names their runs carry in results/accuracy.jsonl;
@@ -52,7 +39,7 @@ TITLES = {'silverbox': 'Silverbox [mV]', 'wiener_hammerstein': 'Wiener-Hammerste
 from tsfast_lite.recipes import Recipe, get_recipe  # noqa: E402  (imports torch and fastai)
 
 def _recipe(benchmark, doc, dls, n_epoch, lr=3e-3, family='rnn', **learner) -> Recipe:
-    return Recipe('', benchmark, doc, dls, family, learner, n_epoch, lr)
+    return Recipe('', benchmark, dls, family, learner, n_epoch, lr, why=doc)
 
 W2 = dict(bs=64, win_sz=200, stp_sz=1, n_batches_train=300)  # tsfast's default recipe, W2 in the performance issue
 TBPTT_5000 = dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40)
@@ -82,7 +69,9 @@ LIBRARY = {**{f'{p}_{k}': (b, f) for b, p in (('silverbox', 'sb'), ('wiener_hamm
            **{f'{p}_{k}': (b, k) for b, p in NEW_PREFIXES.items()
               for k in ('rnn', 'tcn', 'lru', 'linear_ss', 'nonlinear_ss', 'blocks', 'encoder', 'best')},
            # multiple shooting: every window from its least-squares initial state (EMPS)
-           'em_shooting': ('emps', 'shooting')}
+           'em_shooting': ('emps', 'shooting'),
+           # the Fine Steering Mirror: one recipe per family and `best`
+           **{f'fsm_{k}': ('fine_steering_mirror', k) for k in ('rnn', 'tcn', 'lru', 'linear_ss', 'nonlinear_ss', 'blocks')}}
 
 RECIPES = {n: get_recipe(*bn) for n, bn in LIBRARY.items()}
 RECIPES.update({
@@ -130,46 +119,40 @@ RECIPES.update({
     'wh_lstm_tbptt_5000_e50': _tbptt_5000("as `wh_lstm_tbptt_5000_e25`, 50 epochs, from the estimated state (the `best` "
                                           "recipe until `wh_nonlinear_ss` measured better)", 50, benchmark='wiener_hammerstein',
                                           head_gain=30.).replace(init='estimate'),
-    'bw_lstm_e30': RECIPES['bw_rnn'].replace(doc="`bw_rnn` for 30 epochs, from the estimated state (the `best` recipe until "
+    'bw_lstm_e30': RECIPES['bw_rnn'].replace(why="`bw_rnn` for 30 epochs, from the estimated state (the `best` recipe until "
                                              "`bw_nonlinear_ss` measured better)", n_epoch=30, init='estimate'),
-    'em_shooting_keep_best': RECIPES['em_shooting'].replace(doc="`em_shooting` keeping the weights of the epoch whose free "
+    'em_shooting_keep_best': RECIPES['em_shooting'].replace(why="`em_shooting` keeping the weights of the epoch whose free "
                                                             "run of the validation record was best (`keep_best=True`)", keep_best=True),
     'sb_lstm_best': get_recipe('silverbox', 'rnn').replace(
         name='best_lstm', n_epoch=50, init='estimate',
-        doc=get_recipe('silverbox', 'rnn').doc.replace('fit_flat_cos(25, 3e-3) (1,000 window-batches, 20,000 updates)',
-                                                      'fit_flat_cos(50, 3e-3) (2,000 window-batches, 40,000 updates)')
-            + "; test simulations from the state estimated on the n_init samples (the `best` recipe until the polynomial "
-              "state space trained by Levenberg-Marquardt, `sb_best`, measured better)"),
+        why="The `best` recipe until the polynomial state space trained by Levenberg-Marquardt, `sb_best`, measured better"),
     # multiple shooting on Wiener-Hammerstein (SUBNET's training mode): the `best` structure (nonlinear state space nx 8, f
     # and h MLPs) on many short windows, each from its least-squares state, against the long-window TBPTT of `wh_best`
-    'wh_shooting': Recipe('shooting', 'wiener_hammerstein', "multiple shooting with the nonlinear state space of `wh_nonlinear_ss` "
-                          "(nx 8, f and h MLPs of 2 x 64 tanh units, zero at the start, at the BLA): every window of 300 samples "
-                          "starts from the state least squares fits to its first 50 samples (encoder='lstsq'), bs 256, "
-                          "stp_sz 1, 20 window-batches/epoch, fit_flat_cos(60, 3e-3); test simulations from the least-squares state",
-                          dict(win_sz=300, stp_sz=1, bs=256, n_batches_train=20), 'nonlinear_ss',
-                          dict(nx=8, f='mlp', encoder='lstsq'), n_epoch=60, lr=3e-3, init='encoder'),
-    'em_shooting_lr1e-3': RECIPES['em_shooting'].replace(doc="`em_shooting` with lr 1e-3 (chosen on seed 0, 3.1 mm there)", lr=1e-3),
-    'em_tcn_est': RECIPES['em_tcn'].replace(doc="`em_tcn` from the estimated state (the `best` recipe until `em_shooting` "
+    'wh_shooting': Recipe('shooting', 'wiener_hammerstein', dict(win_sz=300, stp_sz=1, bs=256, n_batches_train=20), 'nonlinear_ss',
+                          dict(nx=8, f='mlp', encoder='lstsq'), n_epoch=60, lr=3e-3, init='encoder',
+                          why="Multiple shooting with the nonlinear state space of `wh_nonlinear_ss`: many short windows, each from its least-squares state"),
+    'em_shooting_lr1e-3': RECIPES['em_shooting'].replace(why="`em_shooting` with lr 1e-3 (chosen on seed 0, 3.1 mm there)", lr=1e-3),
+    'em_tcn_est': RECIPES['em_tcn'].replace(why="`em_tcn` from the estimated state (the `best` recipe until `em_shooting` "
                                             "measured better)", init='estimate'),
-    'pn_linear_ss_est': RECIPES['pn_linear_ss'].replace(doc="`pn_linear_ss` from the estimated state (the `best` recipe "
+    'pn_linear_ss_est': RECIPES['pn_linear_ss'].replace(why="`pn_linear_ss` from the estimated state (the `best` recipe "
                                                         "until `pn_blocks` measured better)", init='estimate'),
-    'ct_gru_gain1': RECIPES['ct_gru'].replace(doc="`ct_gru` with head_gain=1", learner=dict(head_gain=1.)),
-    'ct_gru_gain30': RECIPES['ct_gru'].replace(doc="`ct_gru` with head_gain=30, RNNLearner's default",
+    'ct_gru_gain1': RECIPES['ct_gru'].replace(why="`ct_gru` with head_gain=1", learner=dict(head_gain=1.)),
+    'ct_gru_gain30': RECIPES['ct_gru'].replace(why="`ct_gru` with head_gain=30, RNNLearner's default",
                                                learner=dict(head_gain=30.)),
     'ct_gru_enc_w200': RECIPES['ct_gru_enc'].replace(
-        doc="`ct_gru_enc` with win_sz 200 (the encoder reads 50 samples, the model simulates 150)", dls=dict(win_sz=200)),
-    'ct_gru_enc_h64': RECIPES['ct_gru_enc'].replace(doc="`ct_gru_enc` with GRU 64", learner=dict(hidden_size=64)),
-    'ct_gru_enc_e300': RECIPES['ct_gru_enc'].replace(doc="`ct_gru_enc`, 300 epochs", n_epoch=300),
-    'ct_gru_enc_wd0.1': RECIPES['ct_gru_enc'].replace(doc="`ct_gru_enc` with weight decay 0.1 (fastai's default 0.01)",
+        why="`ct_gru_enc` with win_sz 200 (the encoder reads 50 samples, the model simulates 150)", dls=dict(win_sz=200)),
+    'ct_gru_enc_h64': RECIPES['ct_gru_enc'].replace(why="`ct_gru_enc` with GRU 64", learner=dict(hidden_size=64)),
+    'ct_gru_enc_e300': RECIPES['ct_gru_enc'].replace(why="`ct_gru_enc`, 300 epochs", n_epoch=300),
+    'ct_gru_enc_wd0.1': RECIPES['ct_gru_enc'].replace(why="`ct_gru_enc` with weight decay 0.1 (fastai's default 0.01)",
                                                       learner=dict(wd=0.1)),
-    'ct_gru_enc_wd1': RECIPES['ct_gru_enc'].replace(doc="`ct_gru_enc` with weight decay 1", learner=dict(wd=1.)),
-    'ct_gru_enc_h16': RECIPES['ct_gru_enc'].replace(doc="`ct_gru_enc` with GRU 16", learner=dict(hidden_size=16)),
-    'ct_gru_enc_e50': RECIPES['ct_gru_enc'].replace(doc="`ct_gru_enc`, 50 epochs", n_epoch=50),
+    'ct_gru_enc_wd1': RECIPES['ct_gru_enc'].replace(why="`ct_gru_enc` with weight decay 1", learner=dict(wd=1.)),
+    'ct_gru_enc_h16': RECIPES['ct_gru_enc'].replace(why="`ct_gru_enc` with GRU 16", learner=dict(hidden_size=16)),
+    'ct_gru_enc_e50': RECIPES['ct_gru_enc'].replace(why="`ct_gru_enc`, 50 epochs", n_epoch=50),
     'ct_gru_enc_vf0.1': RECIPES['ct_gru_enc'].replace(
-        doc="`ct_gru_enc` validated on the last 10% of train_val instead of 20% (more training data)", dls=dict(valid_frac=0.1)),
-    'ct_gru_enc_h16_vf0.1': RECIPES['ct_gru_enc'].replace(doc="`ct_gru_enc` with GRU 16, validated on the last 10% of train_val",
+        why="`ct_gru_enc` validated on the last 10% of train_val instead of 20% (more training data)", dls=dict(valid_frac=0.1)),
+    'ct_gru_enc_h16_vf0.1': RECIPES['ct_gru_enc'].replace(why="`ct_gru_enc` with GRU 16, validated on the last 10% of train_val",
                                                           learner=dict(hidden_size=16), dls=dict(valid_frac=0.1)),
-    'ct_lstm_enc': RECIPES['ct_gru_enc'].replace(doc="`ct_gru_enc` with an LSTM 32 instead of the GRU", learner=dict(rnn_type='lstm')),
+    'ct_lstm_enc': RECIPES['ct_gru_enc'].replace(why="`ct_gru_enc` with an LSTM 32 instead of the GRU", learner=dict(rnn_type='lstm')),
 })
 # the learning curves of the structures made for their benchmark (and of the nonlinear state space on WH, the best
 # 5-minute recipe there): the same recipe with fewer and more epochs
@@ -177,7 +160,7 @@ RECIPES.update({
 for _name, _epochs in (('sb_nonlinear_ss', (5, 10, 40)), ('wh_blocks', (10, 30, 300)), ('wh_nonlinear_ss', (50,)),
                        ('em_shooting', (10, 20)), ('wh_shooting', (20,))):
     for _e in _epochs:
-        RECIPES[f'{_name}_e{_e}'] = RECIPES[_name].replace(doc=f"`{_name}` with {_e} epochs instead of {RECIPES[_name].n_epoch}", n_epoch=_e)
+        RECIPES[f'{_name}_e{_e}'] = RECIPES[_name].replace(why=f"`{_name}` with {_e} epochs instead of {RECIPES[_name].n_epoch}", n_epoch=_e)
 RECIPES = {n: r.replace(name=n) for n, r in RECIPES.items()}
 
 # One recipe per model family and benchmark, each about 4 minutes of training on one CPU thread (the "Choosing a
@@ -269,6 +252,14 @@ def save_test_simulation(learn, name:str, seed:int, test:str='test', every:int=5
 
 def _doc(name:str) -> str: return getattr(ALL_RECIPES[name], 'doc', None) or ALL_RECIPES[name]['doc']
 
+def _scores(res, col) -> tuple:
+    "({test set: RMSE}, {test set: {output: RMSE}} or None): with several outputs a set's RMSE is their mean, the official "
+    "template's number to submit (the Fine Steering Mirror's)"
+    if res.index.nlevels == 1: return {k: float(v) for k, v in res[col].items()}, None
+    per = {}
+    for (t, o), v in res[col].items(): per.setdefault(t, {})[o] = float(v)
+    return {t: float(np.mean(list(d.values()))) for t, d in per.items()}, per
+
 def run_one(name:str, seed:int, quick:bool, predictions:bool=False) -> dict:
     "Train recipe `name` with `seed` (`tsfast_lite.recipes.train_recipe`) and score it on the official test sets"
     import torch
@@ -283,7 +274,7 @@ def run_one(name:str, seed:int, quick:bool, predictions:bool=False) -> dict:
     col = next(c for c in res.columns if c.startswith('rmse'))
     enc = {}
     if getattr(learn.model, 'encoder', None) is not None:  # a learned initial state: scored from it too
-        enc = dict(rmse_enc={k: float(v) for k, v in learn.evaluate_tests(plot=False, init='encoder')[col].items()})
+        enc = dict(rmse_enc=_scores(learn.evaluate_tests(plot=False, init='encoder'), col)[0])
     if predictions and not quick and r.benchmark == 'silverbox': save_predictions(learn, name, seed)
     if predictions and not quick and r.benchmark == 'emps' and 'rmse_enc' in enc: save_test_simulation(learn, name, seed)
     return dict(recipe=name, benchmark=r.benchmark, family=r.family, seed=seed, quick=quick,
@@ -292,8 +283,9 @@ def run_one(name:str, seed:int, quick:bool, predictions:bool=False) -> dict:
                 n_params=sum(p.numel() for p in learn.model.parameters()),  # the encoder's included
                 train_s=learn.train_seconds, epoch_wall_s=times.wall, epoch_cpu_s=times.cpu,
                 valid=[float(v) for v in learn.recorder.values[-1]],
-                rmse={k: float(v) for k, v in res[col].items()}, unit=col,
-                rmse_est={k: float(v) for k, v in res_est[col].items()}, **enc, threads=torch.get_num_threads(),
+                rmse=_scores(res, col)[0], unit=col, **({'rmse_outputs': _scores(res, col)[1]} if res.index.nlevels > 1 else {}),
+                rmse_est=_scores(res_est, col)[0], **({'rmse_est_outputs': _scores(res_est, col)[1]} if res.index.nlevels > 1 else {}),
+                **enc, threads=torch.get_num_threads(),
                 host=platform.node(), time=time.strftime('%Y-%m-%d %H:%M:%S'))
 
 
@@ -447,8 +439,9 @@ def load_rows(path=None) -> list:
 def plot(rows:list, fname=None):
     "Bar chart of every test set: our recipes (mean, with the spread over seeds) beside the published results"
     import matplotlib.pyplot as plt
-    panels = [(bm, t) for bm, tests in TEST_ORDER.items() for t in tests
-              if any(r['benchmark'] == bm for r in rows) or bm in PUBLISHED]
+    panels = [(bm, t) for bm, tests in TEST_ORDER.items() for t in tests   # a panel for every test set with a bar
+              if any(r['benchmark'] == bm and t in r.get(k, {}) for r in rows for k, _ in INITS)
+              or any(t in v for v in PUBLISHED.get(bm, {}).values())]
     n_bars = [len({(r['recipe'], k) for r in rows if r['benchmark'] == bm for k, _ in INITS if k in r})
               + sum(t in v for v in PUBLISHED.get(bm, {}).values()) for bm, t in panels]
     fig, axs = plt.subplots(len(panels), 1, figsize=(8, 1.0 * len(panels) + 0.25 * sum(n_bars)),

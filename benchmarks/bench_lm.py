@@ -21,10 +21,9 @@ def arms():
     # the `blocks` recipe's model at a quarter of its width (4 branches, 16 units: 241 parameters instead of 1,200), so that
     # Levenberg-Marquardt iterations take about a minute each (a Jacobian costs one pass per parameter): 10 of them
     wh = get_recipe('wiener_hammerstein', 'blocks').replace(learner=dict(branches=4, hidden_size=16))
-    em = Recipe('lss', 'emps', "linear state space, nx 3 (one integrator), from the best linear approximation, every window "
-                "from its least-squares state (encoder='lstsq'), win_sz 500, stp_sz 5, bs 32, 50 window-batches/epoch, "
-                "fit_flat_cos(30, 3e-3)", dict(win_sz=500, stp_sz=5, bs=32, n_batches_train=50), 'linear_ss',
-                dict(nx=3, residual=None, encoder='lstsq', integrators=1), n_epoch=30, lr=3e-3, init='encoder')
+    em = Recipe('lss', 'emps', dict(win_sz=500, stp_sz=5, bs=32, n_batches_train=50), 'linear_ss',
+                dict(nx=3, residual=None, encoder='lstsq', integrators=1), n_epoch=30, lr=3e-3, init='encoder',
+                why="A linear state space with an integrator, every window from its least-squares state")
     return {'silverbox': ('PNLSS (nx 2, degree 3), 41 parameters', sb, sb.replace(n_epoch=0, lm_iter=20), 'arrow_full'),
             'emps': ('linear state space with an integrator (nx 3)', em, em.replace(n_epoch=0, lm_iter=20), 'test'),
             'wiener_hammerstein': ('Wiener-Hammerstein block model, 4 branches of 16 units', wh, wh.replace(n_epoch=0, lm_iter=10), 'test')}

@@ -1,5 +1,6 @@
-"""Every documented path of the command line runs: each benchmark x recipe that `tsfast-lite --help` lists, with the
-benchmark's files and through the offline fallback (the simulated Duffing oscillator), one short epoch each.
+"""Every documented path of the command line runs: each benchmark x recipe that `tsfast-lite --help` lists (every
+benchmark spec), with the benchmark's files and through the offline fallback (its spec's simulated system), one short
+epoch each.
 
 Run by CI (`python -m pytest -q -m cli_matrix tests/test_cli_matrix.py`, about 10 minutes on 2 cores); deselected from
 the README's test command by `pyproject.toml`'s `addopts`."""
@@ -25,10 +26,21 @@ def _short(b, r):
 
 
 def _has_files(b) -> bool:
-    try: getattr(benchmarks, f'{b}_dataset')(root=ROOT, cache=os.environ.get('TSFAST_LITE_CACHE'))
+    spec = benchmarks.get_benchmark(b)
+    if spec.simulated: return True
+    try: spec.dataset(root=ROOT, cache=os.environ.get('TSFAST_LITE_CACHE'), progress=False)
     except FileNotFoundError: return False
-    except TypeError: return True   # a dataset function with other arguments: try the run itself
     return True
+
+
+def _files_missing(monkeypatch, missing):
+    "Make the benchmarks in `missing` behave as if their files could not be had (no data folder, no network)"
+    real = benchmarks.create_dls_benchmark
+    def create(benchmark, **kwargs):
+        spec = benchmarks.get_benchmark(benchmark)
+        if spec.name in missing: raise FileNotFoundError(f"{spec.name}: no file here (test)")
+        return real(spec, **kwargs)
+    monkeypatch.setattr(benchmarks, 'create_dls_benchmark', create)
 
 
 def _check_run(folder: Path, used: str, recipe: str, res):
@@ -43,7 +55,7 @@ def _check_run(folder: Path, used: str, recipe: str, res):
 
 @pytest.mark.parametrize('bench,recipe', CASES, ids=[f'{b}-{r}' for b, r in CASES])
 def test_with_files(bench, recipe, tmp_path):
-    if bench != 'duffing' and not _has_files(bench): pytest.skip(f"{bench}'s files are not under TSFAST_LITE_DATA")
+    if not _has_files(bench): pytest.skip(f"{bench}'s files are not under TSFAST_LITE_DATA")
     torch.set_num_threads(1)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
@@ -51,28 +63,26 @@ def test_with_files(bench, recipe, tmp_path):
     _check_run(tmp_path/'run', bench, recipe, res)
 
 
-FALLBACK = [(b, r) for b, r in CASES if b != 'duffing']
+FALLBACK = [(b, r) for b, r in CASES if not benchmarks.get_benchmark(b).simulated]
 
 
 @pytest.mark.parametrize('bench,recipe', FALLBACK, ids=[f'{b}-{r}' for b, r in FALLBACK])
 def test_offline_fallback(bench, recipe, tmp_path, monkeypatch, capsys):
     "The benchmark's files missing (no data folder, no network): the recipe trains on a simulated system (EMPS: the positioning system)"
-    def missing(**kwargs): raise FileNotFoundError(f"{bench}: no file here (test)")
-    monkeypatch.setattr(benchmarks, f'create_dls_{bench}', missing)
+    _files_missing(monkeypatch, {bench})
     torch.set_num_threads(1)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         res = cli.train_benchmark(bench, recipe, out=str(tmp_path/'run'), **_short(bench, recipe))
-    used, what = cli.FALLBACKS.get(bench, cli._DUFFING)
-    assert f'training on {what} instead' in capsys.readouterr().err
+    used = cli.FALLBACKS[bench]
+    assert f'training on the {benchmarks.get_benchmark(used).title} instead' in capsys.readouterr().err
     _check_run(tmp_path/'run', used, recipe, res)
 
 
 def test_all_default_recipe(tmp_path, monkeypatch):
     "`tsfast-lite --benchmark all` without --recipe: the default recipe on every benchmark (files faked missing but two)"
     keep = ('cascaded_tanks', 'ced')
-    for b in cli.FILE_BENCHMARKS:
-        if b not in keep: monkeypatch.setattr(benchmarks, f'create_dls_{b}', lambda b=b, **kw: (_ for _ in ()).throw(FileNotFoundError(b)))
+    _files_missing(monkeypatch, set(cli.FILE_BENCHMARKS) - set(keep))
     if not all(_has_files(b) for b in keep): pytest.skip("Cascaded Tanks' or CED's files are not under TSFAST_LITE_DATA")
     torch.set_num_threads(1)
     with warnings.catch_warnings():

@@ -140,3 +140,46 @@ def test_scoring_matches_the_official_rmse():
         p = learn.predict_sequence(u)
         official = RMSE(Input_output_data(u=u[:, 0], y=y[:, 0], state_initialization_window_length=dls.n_init), p[:, 0])
         np.testing.assert_allclose(res.loc[name, 'rmse [mV]'], official * 1000, rtol=1e-6)
+
+TESTED = {'silverbox': test_silverbox_matches_the_official_loader, 'wiener_hammerstein': test_wiener_hammerstein_matches_the_official_loader,
+          'cascaded_tanks': test_cascaded_tanks_matches_the_official_loader, 'emps': test_emps_matches_the_official_loader,
+          'ced': test_ced_matches_the_official_loader, 'bouc_wen': test_bouc_wen_tests_match_the_official_loader,
+          'wh_process_noise': test_wh_process_noise_matches_the_official_loader}
+WITH_LOADER = [b for b in B.BENCHMARK_SPECS.values() if b.official_loader]
+
+@pytest.mark.parametrize('spec', WITH_LOADER, ids=[b.name for b in WITH_LOADER])
+def test_every_spec_with_an_official_loader_is_compared_with_it(spec):
+    "Each benchmark spec naming an official loader has a test above comparing its split with that loader's"
+    import functools
+    try: loader = functools.reduce(getattr, spec.official_loader.split('.'), nlb)
+    except AttributeError:
+        pytest.skip(f"nonlinear_benchmarks {nlb.__version__ if hasattr(nlb, '__version__') else '1.0.1'} has no "
+                    f"{spec.official_loader} (the {spec.title} loader is on its GitHub master only); its arrays and split "
+                    "are checked in the Benchmarks data chapter")
+    assert callable(loader)
+    assert spec.name in TESTED, f"{spec.name}: no test compares its split with nonlinear_benchmarks.{spec.official_loader}"
+
+def test_stacked_test_sets_score_as_the_official_template():
+    "A test set of several records (the Fine Steering Mirror's periods) scores as the official template: "
+    "1e6 * RMSE(test.y, prediction, n_init) over time, averaged over realizations and periods, per output"
+    import tsfast_lite.inference  # noqa: F401
+    from tsfast_lite.data.records import Record
+    from tsfast_lite.data.loaders import create_dls
+    from tsfast_lite.learner.core import RNNLearner
+    rng = np.random.default_rng(0)
+    def rec(n, name):
+        u = rng.normal(size=(n, 2)); y = np.stack([np.convolve(u[:, 0], [0.5, 0.3], 'same'), u[:, 1] ** 2 + 0.1 * u[:, 0]], 1) * 1e-6
+        return Record({'u1': u[:, 0], 'u2': u[:, 1], 'y1': y[:, 0], 'y2': y[:, 1]}, name=name)
+    dls = create_dls(['u1', 'u2'], ['y1', 'y2'], {'train': [rec(3000, 'tr')], 'valid': [rec(600, 'va')], 'test': []},
+                     win_sz=200, bs=4, n_init=30, device='cpu')
+    dls.score_unit, dls.score_scale = 'µm', 1e6
+    learn = RNNLearner(dls, hidden_size=8)
+    T, R, P = 500, 3, 2
+    recs = [rec(T, f'r{r}p{p}') for r in range(R) for p in range(P)]
+    u = np.stack([x.get(['u1', 'u2']) for x in recs]); y = np.stack([x.get(['y1', 'y2']) for x in recs])
+    res = learn.evaluate_tests({'level': (u, y)}, plot=False)
+    pred = np.stack([learn.predict_sequence(ui) for ui in u])                      # [R*P, T, n_y]
+    y4, p4 = (a.reshape(R, P, T, 2).transpose(2, 3, 0, 1) for a in (y, pred))     # the official layout (N, n_y, R, P)
+    official = np.mean(1e6 * RMSE(y4, p4, n_init=30), axis=(1, 2))
+    np.testing.assert_allclose(res['rmse [µm]'].to_numpy(), official, rtol=1e-9)
+    assert list(res.index) == [('level', 'y1'), ('level', 'y2')] and set(res['n_records']) == {6}

@@ -22,26 +22,23 @@ __all__ = ['FALLBACKS', 'RUN_MARKER', 'FILE_BENCHMARKS', 'make_dls', 'out_path',
            'train_all']
 
 # %% ../nbs/05_cli/01_cli.ipynb #4f916ab1
-# what trains offline in place of a benchmark whose files cannot be had: a simulated system that needs no file
-FALLBACKS = {'emps': ('positioning', 'the simulated positioning system (a mass with friction under a position controller, '
-                                     'which integrates as EMPS does)')}
-_DUFFING = ('duffing', 'the simulated Duffing oscillator')
+# what trains offline in place of a benchmark whose files cannot be had: its spec's `fallback`, else the Duffing oscillator
+FALLBACKS = {b.name: b.fallback or 'duffing' for b in benchmarks.BENCHMARK_SPECS.values() if not b.simulated}
 
 def make_dls(benchmark:str, fallback:bool=True, **kwargs):
-    "DataLoaders of `benchmark`; with `fallback`, a simulated system (`FALLBACKS`, else Duffing) when the benchmark's files cannot be had"
-    benchmark = benchmark_name(benchmark)  # from tsfast_lite.recipes, which names the benchmarks
-    try: return getattr(benchmarks, f'create_dls_{benchmark}')(**kwargs), benchmark
+    "DataLoaders of `benchmark`; with `fallback`, a simulated system (`FALLBACKS`) when the benchmark's files cannot be had"
+    spec = benchmarks.get_benchmark(benchmark)
+    try: return benchmarks.create_dls_benchmark(spec, **kwargs), spec.name
     except FileNotFoundError as e:
-        if not fallback: raise
+        if not fallback or spec.simulated: raise
         import inspect
-        used, what = FALLBACKS.get(benchmark, _DUFFING)
-        fn = getattr(benchmarks, f'create_dls_{used}')
-        takes = set(inspect.signature(fn).parameters) | set(inspect.signature(benchmarks.create_dls).parameters)
+        fb = benchmarks.get_benchmark(FALLBACKS[spec.name])
+        takes = set(fb.split_options) | set(inspect.signature(benchmarks.create_dls).parameters)
         dropped = {k: v for k, v in kwargs.items() if k not in takes}   # the benchmark's own split (valid_frac, ...)
-        print(f"{e}\n\n--> The {benchmark} files are not available; training on {what} instead (needs no file)"
-              + (f"; {', '.join(f'{k}={v!r}' for k, v in dropped.items())} belong(s) to {benchmark}'s split and do(es) not "
+        print(f"{e}\n\n--> The {spec.name} files are not available; training on the {fb.title} instead (needs no file)"
+              + (f"; {', '.join(f'{k}={v!r}' for k, v in dropped.items())} belong(s) to {spec.name}'s split and do(es) not "
                  "apply" if dropped else '') + ".\n", file=sys.stderr)
-        return fn(**{k: v for k, v in kwargs.items() if k not in dropped}), used
+        return benchmarks.create_dls_benchmark(fb, **{k: v for k, v in kwargs.items() if k not in dropped}), fb.name
 
 # %% ../nbs/05_cli/01_cli.ipynb #8dfe5aa4
 RUN_MARKER = '.tsfast-lite-run' # the file a run creates, with exclusive creation, to claim its folder
@@ -128,7 +125,7 @@ def recipe_from_options(benchmark, recipe, epochs=None, lr=None, rnn_type=None, 
     base, r = r, r.replace(dls=dls, learner=learner, **fit)  # checks sub_seq_len against win_sz
     check_init(r, name, init)
     changed = recipe_changes(base, r)
-    return name, (r.replace(doc=f"{r.doc}; changed by the options: {changed}") if changed else r)
+    return name, (r.replace(why=' '.join(filter(None, [r.why, f"Changed by the options: {changed}."]))) if changed else r)
 
 def recipe_changes(base, r) -> str:
     "What `r` changes of `base`, as `name=new (recipe: old)`, comma-separated; '' when nothing"
@@ -147,7 +144,7 @@ def _save_figure(fig, path):
 
 # %% ../nbs/05_cli/01_cli.ipynb #d4fb5bf1
 def train_benchmark(
-    benchmark:str='silverbox', # silverbox, wiener_hammerstein, cascaded_tanks, emps, ced, bouc_wen, wh_process_noise, duffing (simulated, no file), or all (every benchmark with files); data folder names work too
+    benchmark:str='silverbox', # a benchmark (`--help` lists them), or all (every benchmark with files); data folder names work too
     recipe:str='tutorial', # the recipe to train (`recipe_names(benchmark)`; `--help` lists them); the options marked [recipe's] change its values
     epochs:int=None, # training epochs (fit_flat_cos) [recipe's]
     lr:float=None, # maximum learning rate [recipe's]
@@ -201,16 +198,16 @@ def train_benchmark(
     print(f"validation: loss {loss:.6f}, {shown}: over the validation windows of {dls.win_sz} samples, each simulated from "
           f"{start} and scored after n_skip={next((c.n_skip for c in learn.cbs if hasattr(c, 'n_skip')), 0)} samples" + (", so it holds every window's start-up transient" if not enc else '')
           + "; the test scores below are free runs of whole records, scored after their first n_init samples")
-    import json, dataclasses
-    (folder/'recipe.json').write_text(json.dumps(dict(dataclasses.asdict(learn.recipe), benchmark=used, seed=seed,
-                                                      init=init), indent=1) + '\n')
+    import json
+    (folder/'recipe.json').write_text(json.dumps(dict(learn.recipe.as_dict(), benchmark=used, seed=seed, init=init),
+                                                 indent=1, ensure_ascii=False) + '\n')
     learn.export((folder/'learner.pkl').absolute())
     learn.show_results(max_n=2)
     import matplotlib.pyplot as plt
     _save_figure(plt.gcf(), folder/'show_results.png')
     saved = [folder/'learner.pkl', folder/'recipe.json', folder/'show_results.png']
     if res is not None:
-        kind = 'simulated test sets (no file)' if used in ('duffing', 'positioning') else 'official test sets'
+        kind = 'simulated test sets (no file)' if benchmarks.get_benchmark(used).simulated else 'official test sets'
         print(f"\n{kind} (free-run simulation from the {dict(zero='zero', estimate='estimated', encoder='encoded')[init]} "
               f"initial state, first n_init={dls.n_init} samples not scored):")
         print(res.to_string(float_format=lambda v: f"{v:.4f}"))
@@ -234,11 +231,18 @@ def _recipes_help() -> str:
     return (f"the recipe to train: {', '.join(RECIPES[None])} (any benchmark; the default); {per}. The options below "
             "marked [recipe's] change its values (default: the recipe's own)")
 
+def _benchmarks_help() -> str:
+    "The benchmarks, from their specs, for `--help`"
+    specs = benchmarks.BENCHMARK_SPECS.values()
+    return ("the benchmark: " + ', '.join(f"{b.name} ({b.title}{', simulated, no file' if b.simulated else ''})" for b in specs)
+            + ", or all (every benchmark whose files can be had); any case, '-' and '_' ignored, data folder names work too")
+
 def main(argv:list|None=None, # the arguments (default: the command line's, `sys.argv[1:]`)
         ):
     "The command line `tsfast-lite`: `train_benchmark`'s arguments as options; a bad value is a one-line usage error"
     p = anno_parser(train_benchmark, prog='tsfast-lite')
     p._option_string_actions['--recipe'].help = _recipes_help()
+    p._option_string_actions['--benchmark'].help = _benchmarks_help()
     p.error = lambda message: _usage_error(p.prog, message)  # also argparse's own errors (`--epochs ten`)
     args = vars(p.parse_args(argv))
     for k in ('pdb', 'xtra'): args.pop(k, None)  # fastcore's hidden options
@@ -267,7 +271,7 @@ def results_markdown(table) -> str:
                    f"{r['recipe']} | {r['seed']} | {r['train_min']:.1f} |")
     return '\n'.join(out) + '\n'
 
-FILE_BENCHMARKS = tuple(b for b in BENCHMARK_NAMES if b != 'duffing') # what `--benchmark all` trains
+FILE_BENCHMARKS = tuple(b.name for b in benchmarks.BENCHMARK_SPECS.values() if not b.simulated) # what `--benchmark all` trains
 
 def train_all(recipe:str='best', seed:int=0, out:str='tsfast_lite_run', init:str=None, **options):
     "Train `recipe` on every benchmark whose files can be had, one sub-folder each; write and return one results table"

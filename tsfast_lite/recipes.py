@@ -27,8 +27,7 @@ FAMILIES = {'rnn': ('tsfast_lite.learner.core', 'RNNLearner'), 'tcn': ('tsfast_l
             'blocks': ('tsfast_lite.learner.families', 'BlockLearner')}
 LOSSES = {'mse': 'MSELoss', 'l1': 'L1Loss'}  # a recipe's `loss_func`, by name: a class of torch.nn
 INITS = ('zero', 'estimate', 'encoder')
-BENCHMARK_NAMES = ('silverbox', 'wiener_hammerstein', 'cascaded_tanks', 'emps', 'ced', 'bouc_wen', 'wh_process_noise',
-                   'duffing')
+BENCHMARK_NAMES = tuple(benchmarks.BENCHMARK_SPECS)  # every benchmark spec, the simulated ones included
 
 def _pos(name:str, v, kind=int):
     "`v` checked: a positive int (numpy integers too) or a positive finite float"
@@ -39,12 +38,18 @@ def _pos(name:str, v, kind=int):
         raise ValueError(f"{name}={shown!r} must be a positive {'integer' if kind is int else 'finite number'}")
     return kind(v)
 
+# what each family is, in words (the learner's arguments follow as written)
+_FAMILY_TEXT = {'tcn': 'TCN', 'lru': 'LRU', 'linear_ss': 'linear state space started at the best linear approximation',
+                'nonlinear_ss': 'nonlinear state space started at the best linear approximation',
+                'blocks': 'block model started at the best linear approximation'}
+_INIT_TEXT = {'zero': 'the zero state', 'estimate': 'the state estimated on the first n_init samples',
+              'encoder': "the initial-state encoder's state"}
+
 @dataclass(frozen=True)
 class Recipe:
-    "A named training recipe for one benchmark: DataLoaders, model family and learner, schedule, initial state"
+    "A named training recipe for one benchmark: DataLoaders, model family and learner, schedule, initial state; `doc` is generated from these values"
     name:str # the recipe's name ('best', 'rnn', 'tutorial', ...)
-    benchmark:str # the benchmark it is made for ('silverbox', ...); None: any benchmark
-    doc:str # what it is, in one paragraph
+    benchmark:str|None # the benchmark it is made for ('silverbox', ...); None: any benchmark
     dls:dict # arguments of the benchmark's `create_dls_*` (win_sz, stp_sz, bs, sub_seq_len, n_batches_train, ...)
     family:str='rnn' # model family: a key of `FAMILIES`
     learner:dict|None=None # arguments of the family's learner (`loss_func` by name, see `LOSSES`); None: none
@@ -53,6 +58,7 @@ class Recipe:
     init:str='zero' # initial state of the test simulations: 'zero', 'estimate' or 'encoder'
     keep_best:bool=False # keep the weights of the epoch whose free run of the validation records is best (`SimRMSE`, `KeepBestCB`)
     lm_iter:int=0 # Levenberg-Marquardt iterations (`fit_lm`) after the epochs; with n_epoch=0 the only training
+    why:str='' # optional: a sentence saying why the recipe exists (appended to the generated description)
 
     def __post_init__(self):
         if self.learner is None: object.__setattr__(self, 'learner', {})
@@ -62,6 +68,7 @@ class Recipe:
             raise ValueError(f"family={self.family!r} is unknown; valid values are {list(FAMILIES)}")
         if self.init not in INITS: raise ValueError(f"init={self.init!r} must be one of {list(INITS)}")
         if not isinstance(self.keep_best, bool): raise ValueError(f"keep_best={self.keep_best!r} must be True or False")
+        if not isinstance(self.why, str): raise ValueError(f"why={self.why!r} must be a sentence (a str), or '' for none")
         if self.init == 'encoder' and not self.learner.get('encoder'):
             raise ValueError(f"recipe {self.name!r}: init='encoder' needs a learned encoder (learner=dict(encoder=True, ...))")
         loss = self.learner.get('loss_func')
@@ -69,12 +76,46 @@ class Recipe:
             raise ValueError(f"loss_func={loss!r} is not a loss name; valid values are {list(LOSSES)}")
         if isinstance(self.lm_iter, bool) or not isinstance(self.lm_iter, (int, np.integer)) or self.lm_iter < 0:
             raise ValueError(f"lm_iter={self.lm_iter!r} must be a whole number of Levenberg-Marquardt iterations >= 0")
+        object.__setattr__(self, 'lm_iter', int(self.lm_iter))
         if not (self.n_epoch == 0 and self.lm_iter > 0 and not isinstance(self.n_epoch, bool)):   # LM only: no epochs
             object.__setattr__(self, 'n_epoch', _pos('n_epoch', self.n_epoch))
+        object.__setattr__(self, 'n_epoch', int(self.n_epoch))
         object.__setattr__(self, 'lr', _pos('lr', self.lr, float))
-        for k in ('win_sz', 'stp_sz', 'bs'):
-            if k in self.dls: _pos(k, self.dls[k])
-        if self.dls.get('sub_seq_len') is not None: check_sub_seq_len(self.dls['sub_seq_len'], self.dls.get('win_sz', 500))
+        for k in ('win_sz', 'stp_sz', 'bs', 'n_batches_train'):
+            if self.dls.get(k) is not None: _pos(k, self.dls[k])
+        if self.dls.get('sub_seq_len') is not None: check_sub_seq_len(self.dls['sub_seq_len'], self.windows['win_sz'])
+
+    @property
+    def windows(self) -> dict:
+        "The recipe's DataLoaders arguments, with the benchmark's default windows where the recipe leaves them out"
+        spec = benchmarks.BENCHMARK_SPECS.get(self.benchmark)
+        return {**(spec.windows if spec else dict(win_sz=500, stp_sz=1, bs=None)), **self.dls}
+
+    @property
+    def doc(self) -> str:
+        "What the recipe trains, generated from its values (and its `why`, when it has one)"
+        L, d = dict(self.learner), self.windows
+        if self.family == 'rnn': model = f"{str(L.pop('rnn_type', 'gru')).upper()} (RNNLearner)"
+        else: model = _FAMILY_TEXT[self.family]
+        enc = L.pop('encoder', None)
+        model += f" ({', '.join(f'{k}={v!r}' for k, v in L.items())})" if L else " (the learner's defaults)"
+        if enc: model += (", every window started from the state least squares fits to its first samples (encoder='lstsq')"
+                          if enc == 'lstsq' else ", every window started from a learned initial-state encoder's state (encoder=True)")
+        ssl, nb = d.get('sub_seq_len'), d.get('n_batches_train')
+        win = f"windows of {d['win_sz']:,} samples every {d['stp_sz']}"
+        if ssl: win += f" cut into TBPTT sub-windows of {ssl} ({d['win_sz'] // ssl} updates per window, state carried)"
+        win += f", {d['bs']} a batch" if d.get('bs') else ''
+        win += f", {nb} window-batches per epoch" if nb else ', all windows each epoch'
+        win += ''.join(f", {k}={v!r}" for k, v in d.items() if k not in ('win_sz', 'stp_sz', 'bs', 'sub_seq_len', 'n_batches_train'))
+        fit = []
+        if self.n_epoch:
+            f = f"fit_flat_cos({self.n_epoch}, lr={self.lr:g})"
+            if nb: f += f" ({self.n_epoch * nb:,} window-batches" + (f", {self.n_epoch * nb * (d['win_sz'] // ssl):,} updates)" if ssl else ')')
+            fit.append(f)
+        if self.lm_iter: fit.append(f"fit_lm({self.lm_iter}) (Levenberg-Marquardt: the training records tiled by windows, deterministic)")
+        s = (f"{model}; {win}; {', then '.join(fit)}; test simulations from {_INIT_TEXT[self.init]}"
+             + ("; the weights of the epoch whose free run of the validation records is best are kept (keep_best)" if self.keep_best else ''))
+        return s + (f". {self.why}" if self.why else '')
 
     def replace(self, **kwargs) -> Recipe:
         "A copy with fields replaced; `dls=` and `learner=` dicts are merged into the recipe's (a value None removes a key)"
@@ -88,7 +129,7 @@ class Recipe:
         "The recipe's DataLoaders of `benchmark` (default its own), `kwargs` passed on to `create_dls_*`"
         b = benchmark or self.benchmark
         if b is None: raise ValueError(f"recipe {self.name!r} is for any benchmark: name one (benchmark=...)")
-        return getattr(benchmarks, f'create_dls_{b}')(**{**self.dls, **kwargs})
+        return benchmarks.create_dls_benchmark(b, **{**self.dls, **kwargs})
 
     def create_learner(self, dls):
         "The family's learner on `dls` with the recipe's arguments"
@@ -100,12 +141,18 @@ class Recipe:
             kw.update(metrics=[fun_rmse, tsfast_lite.inference.SimRMSE()], cbs=[tsfast_lite.inference.KeepBestCB('sim_rmse')])
         return getattr(importlib.import_module(module), fn)(dls, **kw)
 
+    def as_dict(self) -> dict:
+        "Its values and its generated description, as saved in a run's recipe.json"
+        import dataclasses
+        return dict(dataclasses.asdict(self), description=self.doc)
+
     def __str__(self):
         "One paragraph: name, benchmark, family and the values"
         fit = ', '.join(([f"fit_flat_cos({self.n_epoch}, lr={self.lr:g})"] if self.n_epoch else [])
                         + ([f"fit_lm({self.lm_iter})"] if self.lm_iter else []))
         return (f"{self.benchmark or 'any benchmark'} / {self.name}: {self.family} {self.learner}, dls {self.dls}, "
                 f"{fit}, test init {self.init!r}" + (", the best epoch's weights kept (keep_best)" if self.keep_best else ''))
+
 
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a09
 RECIPES:dict = {}
@@ -115,173 +162,114 @@ def register_recipe(r:Recipe) -> Recipe:
     RECIPES.setdefault(r.benchmark, {})[r.name] = r
     return r
 
-_TBPTT_5000 = dict(bs=16, win_sz=5000, stp_sz=10, sub_seq_len=250, n_batches_train=40)
 _LONG_5000 = dict(bs=16, win_sz=5000, stp_sz=10, n_batches_train=20)
-_CT = dict(bs=16, win_sz=100, stp_sz=1)
-_CT_200 = dict(bs=16, win_sz=200, stp_sz=1)
+_CT, _CT_200 = dict(bs=16, win_sz=100, stp_sz=1), dict(bs=16, win_sz=200, stp_sz=1)
+_ENC = "The `rnn` recipe with a learned initial state: an MLP reads the first n_init samples of u and y of every window"
 
-register_recipe(Recipe(
-    'tutorial', None, "The tutorial's TBPTT recipe and the command line's default: LSTM 40, bs 16, win_sz 500 cut into "
-    "sub_seq_len 100, stp_sz 10, all windows each epoch, fit_flat_cos(10, 3e-3), from the zero state",
-    dict(bs=16, win_sz=500, stp_sz=10, sub_seq_len=100), learner=dict(rnn_type='lstm', hidden_size=40)))
-
-def _lstm_5000(n_epoch, head_gain):
-    return dict(dls=_TBPTT_5000, learner=dict(rnn_type='lstm', hidden_size=64, n_skip=50, head_gain=head_gain),
-                n_epoch=n_epoch)
-
-_DOC_5000 = ("very long windows with TBPTT: LSTM 64, head_gain {g}, bs 16, win_sz 5000 cut into sub_seq_len 250 (20 "
-             "updates per window, state carried), stp_sz 10, 40 window-batches/epoch, n_skip 50, "
-             "fit_flat_cos({e}, 3e-3) ({b:,} window-batches, {u:,} updates)")
-_TCN_LONG = ("TCN 32 channels, 6 blocks (kernel 3, dilations 1..32, receptive field 253, n_skip 252 by default), "
-             "head_gain 30, bs 16, win_sz 5000 cut into sub_seq_len 500, stp_sz 10, 20 window-batches/epoch, "
-             "fit_flat_cos(12, 3e-3) (240 window-batches, 2,400 updates)")
-_LRU_LONG = ("LRU 32 wide, 2 blocks of 32 complex states, head_gain 30, n_skip 50, bs 16, win_sz 5000 cut into "
-             "sub_seq_len 250, stp_sz 10, 20 window-batches/epoch, fit_flat_cos(10, 3e-3) (200 window-batches, "
-             "4,000 updates)")
-_LSS_LONG = ("linear state space, nx 8, initialised at the best linear approximation, plus an MLP residual of 32 units "
-             "(head_gain 30), n_skip 150, bs 16, win_sz 5000 cut into sub_seq_len 250, stp_sz 10, 20 "
-             "window-batches/epoch, fit_flat_cos(50, 3e-3) (1,000 window-batches, 20,000 updates)")
-_EST_DOC = "; test simulations from the state estimated on the n_init samples"
-_ENC = " with a learned initial state (`encoder=True`: an MLP of 2 x 64 tanh units reads the first n_init samples of u and y of every window)"
+register_recipe(Recipe('tutorial', None, dict(bs=16, win_sz=500, stp_sz=10, sub_seq_len=100),
+                       learner=dict(rnn_type='lstm', hidden_size=40),
+                       why="The tutorial's TBPTT recipe and the command line's default"))
 
 for _b, _g in (('silverbox', 100.), ('wiener_hammerstein', 30.)):
-    register_recipe(Recipe('rnn', _b, _DOC_5000.format(g=int(_g), e=25, b=1000, u=20000), **_lstm_5000(25, _g)))
-    register_recipe(Recipe('tcn', _b, _TCN_LONG, dict(_LONG_5000, sub_seq_len=500), 'tcn',
-                           dict(hidden_size=32, num_layers=6), n_epoch=12))
-    register_recipe(Recipe('lru', _b, _LRU_LONG, dict(_LONG_5000, sub_seq_len=250), 'lru',
+    register_recipe(Recipe('rnn', _b, dict(_LONG_5000, n_batches_train=40, sub_seq_len=250),
+                           learner=dict(rnn_type='lstm', hidden_size=64, n_skip=50, head_gain=_g), n_epoch=25,
+                           why="Very long windows made affordable by TBPTT"))
+    register_recipe(Recipe('tcn', _b, dict(_LONG_5000, sub_seq_len=500), 'tcn', dict(hidden_size=32, num_layers=6), n_epoch=12,
+                           why="Receptive field 253 (kernel 3, dilations 1..32); n_skip is the receptive field - 1 by default"))
+    register_recipe(Recipe('lru', _b, dict(_LONG_5000, sub_seq_len=250), 'lru',
                            dict(hidden_size=32, state_size=32, num_layers=2, n_skip=50), n_epoch=10))
-    register_recipe(Recipe('linear_ss', _b, _LSS_LONG, dict(_LONG_5000, sub_seq_len=250), 'linear_ss',
+    register_recipe(Recipe('linear_ss', _b, dict(_LONG_5000, sub_seq_len=250), 'linear_ss',
                            dict(nx=8, residual='mlp', n_skip=150), n_epoch=50))
-    register_recipe(RECIPES[_b]['rnn'].replace(name='encoder', doc='the `rnn` recipe' + _ENC, learner=dict(encoder=True)))
-register_recipe(Recipe('nonlinear_ss', 'silverbox', "nonlinear state space with the PNLSS structure: nx 2, initialised at the "
-                       "best linear approximation, f the monomials of [x, u] of degree 2 and 3 times E (zero at the start), "
-                       "y = C x + D u, n_skip 150, bs 16, win_sz 5000 cut into sub_seq_len 250, stp_sz 10, 20 "
-                       "window-batches/epoch, fit_flat_cos(20, 3e-3) (400 window-batches, 8,000 updates); test simulations from the state "
-                       "estimated on the n_init samples",
-                       dict(_LONG_5000, sub_seq_len=250), 'nonlinear_ss', dict(nx=2, f='poly', h=None, degree=3, n_skip=150),
-                       n_epoch=20, init='estimate'))
-register_recipe(Recipe('blocks', 'wiener_hammerstein', "Wiener-Hammerstein block model: the best linear approximation of "
-                       "order 6 split between G1 and G2 (3 poles each), 8 branches between them, a static MLP of 64 tanh "
-                       "units (the identity at the start), n_skip 150, bs 16, win_sz 5000 cut into sub_seq_len 250, stp_sz 10, "
-                       "20 window-batches/epoch, fit_flat_cos(100, 1e-2) (2,000 window-batches, 40,000 updates); test "
-                       "simulations from the state estimated on the n_init samples",
-                       dict(_LONG_5000, sub_seq_len=250), 'blocks', dict(structure='wh', nx=6, branches=8, hidden_size=64, n_skip=150),
-                       n_epoch=100, lr=1e-2, init='estimate'))
+    register_recipe(RECIPES[_b]['rnn'].replace(name='encoder', learner=dict(encoder=True), why=_ENC))
+register_recipe(Recipe('nonlinear_ss', 'silverbox', dict(_LONG_5000, sub_seq_len=250), 'nonlinear_ss',
+                       dict(nx=2, f='poly', h=None, degree=3, n_skip=150), n_epoch=20, init='estimate',
+                       why="The PNLSS structure: f the monomials of [x, u] of degree 2 and 3 times E (zero at the start), y = C x + D u"))
+register_recipe(Recipe('blocks', 'wiener_hammerstein', dict(_LONG_5000, sub_seq_len=250), 'blocks',
+                       dict(structure='wh', nx=6, branches=8, hidden_size=64, n_skip=150), n_epoch=100, lr=1e-2, init='estimate',
+                       why="The system's own structure: the BLA of order 6 split between G1 and G2, a static MLP between them (the identity at the start)"))
 
-_CT_GRU = ("GRU 32, head_gain 100, bs 16, win_sz 100, stp_sz 1, all windows each epoch, n_skip 5, fit_flat_cos(100, 3e-3)")
-register_recipe(Recipe('rnn', 'cascaded_tanks', _CT_GRU, _CT,
-                       learner=dict(rnn_type='gru', hidden_size=32, n_skip=5, head_gain=100.), n_epoch=100))
-register_recipe(Recipe('tcn', 'cascaded_tanks', "TCN 32 channels, 4 blocks (receptive field 61, n_skip 60 by default), "
-                       "head_gain 30, bs 16, win_sz 200, stp_sz 1, all windows each epoch, fit_flat_cos(100, 3e-3)",
-                       _CT_200, 'tcn', dict(hidden_size=32, num_layers=4), n_epoch=100))
-register_recipe(Recipe('lru', 'cascaded_tanks', "LRU 32 wide, 2 blocks of 32 complex states, head_gain 30, n_skip 5, "
-                       "bs 16, win_sz 200, stp_sz 1, all windows each epoch, fit_flat_cos(100, 3e-3)", _CT_200, 'lru',
-                       dict(hidden_size=32, state_size=32, num_layers=2, n_skip=5), n_epoch=100))
-register_recipe(Recipe('linear_ss', 'cascaded_tanks', "linear state space, nx 8, initialised at the best linear "
-                       "approximation, plus an MLP residual of 32 units (head_gain 30), n_skip 5, bs 16, win_sz 200, "
-                       "stp_sz 1, all windows each epoch, fit_flat_cos(100, 3e-3)", _CT_200, 'linear_ss',
-                       dict(nx=8, residual='mlp', n_skip=5), n_epoch=100))
-register_recipe(RECIPES['cascaded_tanks']['rnn'].replace(name='encoder', doc='the `rnn` recipe' + _ENC,
-                                                         learner=dict(encoder=True)))
-register_recipe(Recipe('tutorial', 'cascaded_tanks', "the tutorial's TBPTT recipe on Cascaded Tanks' records of 1,024 samples (the "
-                       "validation record has 205, too short for the default windows of 500): LSTM 40, bs 16, win_sz 100 cut into "
-                       "sub_seq_len 50, stp_sz 1, all windows each epoch, fit_flat_cos(10, 3e-3), from the zero state",
-                       dict(bs=16, win_sz=100, stp_sz=1, sub_seq_len=50), learner=dict(rnn_type='lstm', hidden_size=40)))
+register_recipe(Recipe('rnn', 'cascaded_tanks', _CT, learner=dict(rnn_type='gru', hidden_size=32, n_skip=5, head_gain=100.), n_epoch=100))
+register_recipe(Recipe('tcn', 'cascaded_tanks', _CT_200, 'tcn', dict(hidden_size=32, num_layers=4), n_epoch=100))
+register_recipe(Recipe('lru', 'cascaded_tanks', _CT_200, 'lru', dict(hidden_size=32, state_size=32, num_layers=2, n_skip=5), n_epoch=100))
+register_recipe(Recipe('linear_ss', 'cascaded_tanks', _CT_200, 'linear_ss', dict(nx=8, residual='mlp', n_skip=5), n_epoch=100))
+register_recipe(RECIPES['cascaded_tanks']['rnn'].replace(name='encoder', learner=dict(encoder=True), why=_ENC))
+register_recipe(Recipe('tutorial', 'cascaded_tanks', dict(bs=16, win_sz=100, stp_sz=1, sub_seq_len=50),
+                       learner=dict(rnn_type='lstm', hidden_size=40),
+                       why="The tutorial's recipe on records of 1,024 samples (the validation record has 205, too short for windows of 500)"))
 
 # The four benchmarks added after the first three: recipes measured on seed 0 and reported over seeds 0 to 2
-_W2000 = dict(bs=16, win_sz=2000, stp_sz=10, sub_seq_len=200, n_batches_train=40)
-_W2000_20 = dict(bs=16, win_sz=2000, stp_sz=10, n_batches_train=20)
-_DOC_2000 = ("LSTM 64, head_gain 30, n_skip {n}, bs 16, win_sz 2000 cut into sub_seq_len 200 (10 updates per window, state "
-             "carried), stp_sz 10, 40 window-batches/epoch, fit_flat_cos({e}, 3e-3) ({b:,} window-batches, {u:,} updates)")
+_W2000 = dict(bs=16, win_sz=2000, stp_sz=10, n_batches_train=20)
 for _b, _n in (('emps', 20), ('bouc_wen', 50), ('wh_process_noise', 50)):
-    register_recipe(Recipe('rnn', _b, _DOC_2000.format(n=_n, e=10, b=400, u=4000), _W2000,
+    register_recipe(Recipe('rnn', _b, dict(_W2000, n_batches_train=40, sub_seq_len=200),
                            learner=dict(rnn_type='lstm', hidden_size=64, n_skip=_n, head_gain=30.), n_epoch=10))
-    register_recipe(Recipe('tcn', _b, "TCN 32 channels, 6 blocks (receptive field 253, n_skip 252 by default), head_gain 30, "
-                           "bs 16, win_sz 2000 cut into sub_seq_len 500, stp_sz 10, 20 window-batches/epoch, "
-                           "fit_flat_cos(10, 3e-3)", dict(_W2000_20, sub_seq_len=500), 'tcn',
-                           dict(hidden_size=32, num_layers=6), n_epoch=10))
-    register_recipe(Recipe('lru', _b, f"LRU 32 wide, 2 blocks of 32 complex states, head_gain 30, n_skip {_n}, bs 16, "
-                           "win_sz 2000 cut into sub_seq_len 200, stp_sz 10, 20 window-batches/epoch, fit_flat_cos(10, 3e-3)",
-                           dict(_W2000_20, sub_seq_len=200), 'lru',
+    register_recipe(Recipe('tcn', _b, dict(_W2000, sub_seq_len=500), 'tcn', dict(hidden_size=32, num_layers=6), n_epoch=10))
+    register_recipe(Recipe('lru', _b, dict(_W2000, sub_seq_len=200), 'lru',
                            dict(hidden_size=32, state_size=32, num_layers=2, n_skip=_n), n_epoch=10))
-    register_recipe(Recipe('linear_ss', _b, f"linear state space, nx 8, initialised at the best linear approximation, "
-                           f"plus an MLP residual of 32 units (head_gain 30), n_skip {_n}, bs 16, win_sz 2000 cut into "
-                           "sub_seq_len 200, stp_sz 10, 20 window-batches/epoch, fit_flat_cos(20, 3e-3)",
-                           dict(_W2000_20, sub_seq_len=200), 'linear_ss', dict(nx=8, residual='mlp', n_skip=_n), n_epoch=20))
-    register_recipe(RECIPES[_b]['rnn'].replace(name='encoder', doc='the `rnn` recipe' + _ENC, learner=dict(encoder=True)))
+    register_recipe(Recipe('linear_ss', _b, dict(_W2000, sub_seq_len=200), 'linear_ss', dict(nx=8, residual='mlp', n_skip=_n), n_epoch=20))
+    register_recipe(RECIPES[_b]['rnn'].replace(name='encoder', learner=dict(encoder=True), why=_ENC))
 
 _CED = dict(bs=16, win_sz=100, stp_sz=1)
-register_recipe(Recipe('tutorial', 'ced', "the tutorial's TBPTT recipe on CED's 300-sample training records: LSTM 40, bs 16, "
-                       "win_sz 100 cut into sub_seq_len 50, stp_sz 1, all windows each epoch, fit_flat_cos(10, 3e-3), "
-                       "from the zero state", dict(_CED, sub_seq_len=50), learner=dict(rnn_type='lstm', hidden_size=40)))
-register_recipe(Recipe('rnn', 'ced', "GRU 32, head_gain 100, bs 16, win_sz 100, stp_sz 1, all windows each epoch, n_skip 5, "
-                       "fit_flat_cos(100, 3e-3)", _CED, learner=dict(rnn_type='gru', hidden_size=32, n_skip=5, head_gain=100.),
-                       n_epoch=100))
-register_recipe(Recipe('tcn', 'ced', "TCN 32 channels, 3 blocks (receptive field 29, n_skip 28 by default), head_gain 30, "
-                       "bs 16, win_sz 100, stp_sz 1, all windows each epoch, fit_flat_cos(100, 3e-3)", _CED, 'tcn',
-                       dict(hidden_size=32, num_layers=3), n_epoch=100))
-register_recipe(Recipe('lru', 'ced', "LRU 32 wide, 2 blocks of 32 complex states, head_gain 30, n_skip 5, bs 16, win_sz 100, "
-                       "stp_sz 1, all windows each epoch, fit_flat_cos(100, 3e-3)", _CED, 'lru',
-                       dict(hidden_size=32, state_size=32, num_layers=2, n_skip=5), n_epoch=100))
-register_recipe(Recipe('linear_ss', 'ced', "linear state space, nx 4, initialised at the best linear approximation, plus an "
-                       "MLP residual of 32 units (head_gain 30), n_skip 5, bs 16, win_sz 100, stp_sz 1, all windows each "
-                       "epoch, fit_flat_cos(100, 3e-3)", _CED, 'linear_ss', dict(nx=4, residual='mlp', n_skip=5), n_epoch=100))
-register_recipe(RECIPES['ced']['rnn'].replace(name='encoder', doc='the `rnn` recipe' + _ENC, learner=dict(encoder=True)))
+register_recipe(Recipe('tutorial', 'ced', dict(_CED, sub_seq_len=50), learner=dict(rnn_type='lstm', hidden_size=40),
+                       why="The tutorial's recipe on CED's 300-sample training records"))
+register_recipe(Recipe('rnn', 'ced', _CED, learner=dict(rnn_type='gru', hidden_size=32, n_skip=5, head_gain=100.), n_epoch=100))
+register_recipe(Recipe('tcn', 'ced', _CED, 'tcn', dict(hidden_size=32, num_layers=3), n_epoch=100))
+register_recipe(Recipe('lru', 'ced', _CED, 'lru', dict(hidden_size=32, state_size=32, num_layers=2, n_skip=5), n_epoch=100))
+register_recipe(Recipe('linear_ss', 'ced', _CED, 'linear_ss', dict(nx=4, residual='mlp', n_skip=5), n_epoch=100))
+register_recipe(RECIPES['ced']['rnn'].replace(name='encoder', learner=dict(encoder=True), why=_ENC))
+
+# The Fine Steering Mirror (3 inputs, 3 outputs; periods of 8,192 samples, test periods simulated from their first 100):
+# windows of 1,000 samples, every test simulation from the state estimated on its n_init samples (a period of a
+# steady-state multisine does not start at rest); the linear part of order 28, the order of its authors' linear baseline
+_FSM = dict(bs=16, win_sz=1000, stp_sz=10, n_batches_train=20)
+_b = 'fine_steering_mirror'
+register_recipe(Recipe('rnn', _b, dict(_FSM, sub_seq_len=250), learner=dict(rnn_type='lstm', hidden_size=64, n_skip=100, head_gain=30.),
+                       n_epoch=10, init='estimate'))
+register_recipe(Recipe('tcn', _b, dict(_FSM, sub_seq_len=500), 'tcn', dict(hidden_size=32, num_layers=6), n_epoch=10, init='estimate'))
+register_recipe(Recipe('lru', _b, dict(_FSM, sub_seq_len=250), 'lru', dict(hidden_size=32, state_size=32, num_layers=2, n_skip=100),
+                       n_epoch=10, init='estimate'))
+register_recipe(Recipe('linear_ss', _b, dict(_FSM, sub_seq_len=250), 'linear_ss', dict(nx=28, residual='mlp', n_skip=100),
+                       n_epoch=20, init='estimate', why="Order 28, as the linear baseline of the data's authors"))
+register_recipe(Recipe('blocks', _b, dict(_FSM, sub_seq_len=250), 'blocks',
+                       dict(structure='wh', nx=4, branches=4, hidden_size=32, n_skip=100), n_epoch=20, lr=1e-2, init='estimate',
+                       why="The rule's block model for 20 epochs instead of 100 (an epoch of three outputs takes 11 s)"))
+
 
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a31
 for _b, _rs in list(RECIPES.items()):
     if _b is None or 'linear_ss' not in _rs: continue
-    _l = _rs['linear_ss']
-    _nx, _skip, _ep = _l.learner['nx'], _l.learner['n_skip'], min(_l.n_epoch, 20)
-    _win = _l.doc[_l.doc.index(f'n_skip {_skip}'):]  # the windows and batches of the linear_ss recipe, as it says them
-    _win = _win[:_win.index('fit_flat_cos')].rstrip(', ')
+    _l = _rs['linear_ss']   # the rule: the windows, order and n_skip of the benchmark's linear_ss recipe
     if 'nonlinear_ss' not in _rs:
-        register_recipe(Recipe('nonlinear_ss', _b, f"nonlinear state space, nx {_nx}, initialised at the best linear "
-                               f"approximation, f and h residual MLPs of 2 x 64 tanh units (zero at the start), {_win}, "
-                               f"fit_flat_cos({_ep}, 3e-3)" + _EST_DOC, _l.dls, 'nonlinear_ss',
-                               dict(nx=_nx, f='mlp', n_skip=_skip), n_epoch=_ep, init='estimate'))
+        register_recipe(Recipe('nonlinear_ss', _b, _l.dls, 'nonlinear_ss', dict(nx=_l.learner['nx'], f='mlp', n_skip=_l.learner['n_skip']),
+                               n_epoch=min(_l.n_epoch, 20), init='estimate',
+                               why="The one rule for every benchmark: deepSI's default MLPs (2 x 64 tanh for f and h, zero at the start) on the linear_ss recipe's windows"))
     if 'blocks' not in _rs:
-        register_recipe(Recipe('blocks', _b, "Wiener-Hammerstein block model: the best linear approximation of order 4 "
-                               "split between G1 and G2, 4 branches between them, a static MLP of 32 tanh units (the "
-                               f"identity at the start), {_win}, fit_flat_cos(100, 1e-2)" + _EST_DOC, _l.dls, 'blocks',
-                               dict(structure='wh', nx=4, branches=4, hidden_size=32, n_skip=_skip), n_epoch=100,
-                               lr=1e-2, init='estimate'))
+        register_recipe(Recipe('blocks', _b, _l.dls, 'blocks', dict(structure='wh', nx=4, branches=4, hidden_size=32, n_skip=_l.learner['n_skip']),
+                               n_epoch=100, lr=1e-2, init='estimate',
+                               why="The one rule for every benchmark: a Wiener-Hammerstein block model on the linear_ss recipe's windows"))
+
 
 # %% ../nbs/05_cli/00_recipes.ipynb #95151bb5
-register_recipe(Recipe(
-    'shooting', 'emps', "multiple shooting with a nonlinear state space: nx 2, initialised at the best linear approximation "
-    "with its pole at 1 held there (integrators=1), f an MLP of 2 x 64 tanh units of [x, u] (zero at the start), "
-    "y = C x + D u; every window of 500 samples starts from the state least squares fits to its first 20 samples "
-    "(encoder='lstsq'), bs 32, stp_sz 5, 50 window-batches/epoch, fit_flat_cos(30, 3e-4); test simulations from the "
-    "least-squares state", dict(win_sz=500, stp_sz=5, bs=32, n_batches_train=50), 'nonlinear_ss',
-    dict(nx=2, f='mlp', h=None, encoder='lstsq', integrators=1), n_epoch=30, lr=3e-4, init='encoder'))
+register_recipe(Recipe('shooting', 'emps', dict(win_sz=500, stp_sz=5, bs=32, n_batches_train=50), 'nonlinear_ss',
+                       dict(nx=2, f='mlp', h=None, encoder='lstsq', integrators=1), n_epoch=30, lr=3e-4, init='encoder',
+                       why="Multiple shooting: the BLA's pole at 1 held there (integrators=1), y = C x + D u, every short window from its least-squares state"))
+
 
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a11
-_EST = "; test simulations from the state estimated on the n_init samples"
 register_recipe(RECIPES['silverbox']['nonlinear_ss'].replace(
-    name='best', n_epoch=0, lm_iter=20, doc="nonlinear state space with the PNLSS structure (as `nonlinear_ss`: nx 2, initialised "
-    "at the best linear approximation, f the monomials of [x, u] of degree 2 and 3 times E, zero at the start, y = C x + D u, "
-    "n_skip 150) trained by Levenberg-Marquardt, fit_lm(20): the training records tiled by windows of 5000 samples, every "
-    "sample after the first 150 of each window scored once; deterministic, a seed changes nothing" + _EST))
-register_recipe(RECIPES['wiener_hammerstein']['nonlinear_ss'].replace(
-    name='best', n_epoch=50, doc=RECIPES['wiener_hammerstein']['nonlinear_ss'].doc.replace('fit_flat_cos(20,', 'fit_flat_cos(50,')))
-register_recipe(RECIPES['cascaded_tanks']['encoder'].replace(
-    name='best', init='estimate', learner=dict(hidden_size=16), dls=dict(valid_frac=0.1),
-    doc="GRU 16, head_gain 100, bs 16, win_sz 100, stp_sz 1, all windows each epoch, n_skip 5, fit_flat_cos(100, 3e-3), "
-        "validation on the last 10% of train_val" + _ENC + _EST))
-register_recipe(RECIPES['ced']['rnn'].replace(name='best', doc=RECIPES['ced']['rnn'].doc + "; test simulations from the zero state"))
+    name='best', n_epoch=0, lm_iter=20, why="The PNLSS structure of the `nonlinear_ss` recipe trained by Levenberg-Marquardt; a seed changes nothing"))
+register_recipe(RECIPES['wiener_hammerstein']['nonlinear_ss'].replace(name='best', n_epoch=50))
+register_recipe(RECIPES['cascaded_tanks']['encoder'].replace(name='best', init='estimate', learner=dict(hidden_size=16),
+                                                             dls=dict(valid_frac=0.1)))
+register_recipe(RECIPES['ced']['rnn'].replace(name='best'))
 register_recipe(RECIPES['bouc_wen']['nonlinear_ss'].replace(name='best'))
 register_recipe(RECIPES['wh_process_noise']['blocks'].replace(name='best'))
 register_recipe(RECIPES['emps']['shooting'].replace(name='best'))
 
+
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a13
 def benchmark_name(benchmark:str) -> str:
-    "The benchmark called `benchmark` in any spelling: `wiener_hammerstein`, its data folder `wienerhammerstein`, ..."
-    key = str(benchmark).lower().replace('-', '').replace('_', '').replace(' ', '')
-    for k in BENCHMARK_NAMES:
-        if k.replace('_', '') == key: return k
-    raise ValueError(f"benchmark={benchmark!r} is unknown; valid values are {list(BENCHMARK_NAMES)} (or the data folder "
-                     f"names {[k.replace('_', '') for k in BENCHMARK_NAMES if '_' in k]})")
+    "The benchmark called `benchmark` in any spelling its spec answers to (`Benchmark.spellings`): `wiener_hammerstein`, `wienerhammerstein`, ..."
+    return benchmarks.get_benchmark(benchmark).name
 
 def recipe_names(benchmark:str|None=None) -> list:
     "The recipe names of `benchmark` (its own, then those for any benchmark); of any benchmark when None"

@@ -435,6 +435,7 @@ class Benchmark:
     published:tuple=() # `Published` results on its test sets
     fallback:str|None=None # a simulated benchmark trained in its place when its files cannot be had (None: Duffing)
     test_groups:Callable|None=None # record name -> test set name, for test sets of several records (scored as their mean)
+    official_loader:str|None=None # its loader's name in nonlinear_benchmarks (the tests compare the split with it)
 
     @property
     def files(self) -> BenchmarkFiles|None:
@@ -564,7 +565,8 @@ register_benchmark(Benchmark(
                   "Beintema, Toth and Schoukens 2021 (SUBNET), as quoted in the issue that set this project's targets; not re-read here"),
         Published('PNLSS', {'arrow_full': 0.26}, "the PNLSS result on the Silverbox arrow, as quoted in the issue that set this project's targets; not re-read here"),
         Published('tsfast GRU default recipe (W2, 10 epochs)', {'multisine': 0.325, 'arrow_full': 1.43, 'arrow_no_extrapolation': 0.312},
-                  "tsfast 0.5.0's documented Silverbox result, as quoted in the issue that set this project's targets; not re-read here"))))
+                  "tsfast 0.5.0's documented Silverbox result, as quoted in the issue that set this project's targets; not re-read here")),
+    official_loader='Silverbox'))
 create_dls_silverbox = dls_creator('silverbox')
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #cd0c4c9b
@@ -592,7 +594,8 @@ register_benchmark(Benchmark(
                          'using deep encoder networks" (L4DC)'),
                Published('dynoNet', {'test': 0.452}, 'Forgione and Piga 2021, "dynoNet: a neural network architecture for '
                          'learning dynamical systems"'),
-               Published('tsfast GRU', {'test': 0.580}, f"tsfast 0.5.0's documented result, as quoted in the issue that set this project's targets; not re-read here"))))
+               Published('tsfast GRU', {'test': 0.580}, f"tsfast 0.5.0's documented result, as quoted in the issue that set this project's targets; not re-read here")),
+    official_loader='WienerHammerBenchMark'))
 create_dls_wiener_hammerstein = dls_creator('wiener_hammerstein')
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #b82aef80
@@ -619,7 +622,8 @@ register_benchmark(Benchmark(
     "uEst/yEst is train_val (its last valid_frac validates, a choice), uVal/yVal the test, as the official loader has them",
     published=(Published('grey-box', {'test': 0.191}, f"the best grey-box model on the benchmark's page, as quoted in the issue that set this project's targets; not re-read here"),
                Published('best black-box', {'test': 0.306}, f"as quoted in the issue that set this project's targets; not re-read here"),
-               Published('GRU baseline', {'test': 0.396}, f"as quoted in the issue that set this project's targets; not re-read here"))))
+               Published('GRU baseline', {'test': 0.396}, f"as quoted in the issue that set this project's targets; not re-read here")),
+    official_loader='Cascaded_Tanks'))
 create_dls_cascaded_tanks = dls_creator('cascaded_tanks')
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #ee1cb0af
@@ -656,7 +660,8 @@ register_benchmark(Benchmark(
                Published('CT-SUBNET (notebook output)', {'test': 4.61},
                          "the output of GerbenBeintema/CT-subnet's EMPS-train-and-analysis.ipynb"),
                Published('pNARX', {'test': 5.17}, CHAMPNEYS), Published('LTI state space', {'test': 5.53}, CHAMPNEYS),
-               Published('LSTM', {'test': 74.1}, CHAMPNEYS))))
+               Published('LSTM', {'test': 74.1}, CHAMPNEYS)),
+    official_loader='EMPS'))
 create_dls_emps = dls_creator('emps')
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #1cbeaf95
@@ -685,7 +690,8 @@ register_benchmark(Benchmark(
     'ced', 'Coupled Electric Drives', ced_dataset, CED_FS, CED_N_INIT, 'ticks/s', 1., dict(win_sz=100, stp_sz=1, bs=16),
     ('low_amplitude', 'high_amplitude'),
     "samples [0, 400) of both DATAUNIF experiments are train_val (the last valid_frac of each validates, a choice), "
-    "[400, 500) of each the tests low_amplitude and high_amplitude, as the official loader cuts them"))
+    "[400, 500) of each the tests low_amplitude and high_amplitude, as the official loader cuts them",
+    official_loader='CED'))
 create_dls_ced = dls_creator('ced')
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #8456100c
@@ -732,7 +738,8 @@ register_benchmark(Benchmark(
     "not official), its last valid_frac validates; the official tests multisine and sinesweep; n_init 50 by choice",
     official=False,
     published=(Published('PNLSS', {'multisine': 18.7}, DYNONET_QUOTE), Published('dynoNet', {'multisine': 45.2}, DYNONET_QUOTE),
-               Published('NFIR', {'multisine': 163.}, DYNONET_QUOTE))))
+               Published('NFIR', {'multisine': 163.}, DYNONET_QUOTE)),
+    official_loader='not_splitted_benchmarks.BoucWen'))
 create_dls_bouc_wen = dls_creator('bouc_wen')
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #7a724c6f
@@ -775,7 +782,8 @@ register_benchmark(Benchmark(
     'wh_process_noise', 'Wiener-Hammerstein with process noise', wh_process_noise_dataset, WHPN_FS, WHPN_N_INIT, 'mV',
     1000., dict(win_sz=1000, stp_sz=10, bs=16), ('multisine', 'sinesweep'),
     "the 10 records of WH_EstimationExample.mat: the first 10 - n_valid train, the last n_valid validate (a choice); "
-    "WH_TestDataset.mat's multisine and sinesweep test; n_init 50 by choice", official=False))
+    "WH_TestDataset.mat's multisine and sinesweep test; n_init 50 by choice", official=False,
+    official_loader='not_splitted_benchmarks.WienerHammerstein_Process_Noise'))
 create_dls_wh_process_noise = dls_creator('wh_process_noise')
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #0022d468
@@ -1044,5 +1052,6 @@ register_benchmark(Benchmark(
     "first 6 - n_valid train, the last n_valid validate (a choice; the official loader has no validation set); each "
     "test period is a record (3 realizations x 2 periods per level), simulated from its first n_init = 100 samples, a "
     "level's score the mean of its 6 records' RMSEs, as the official template averages realizations and periods",
-    u=('u1', 'u2', 'u3'), y=('y1', 'y2', 'y3'), test_groups=lambda name: name.split('_')[0]))
+    u=('u1', 'u2', 'u3'), y=('y1', 'y2', 'y3'), test_groups=lambda name: name.split('_')[0],
+    official_loader='FineSteeringMirror'))
 create_dls_fine_steering_mirror = dls_creator('fine_steering_mirror')
