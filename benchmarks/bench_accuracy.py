@@ -158,7 +158,7 @@ RECIPES.update({
 # 5-minute recipe there): the same recipe with fewer and more epochs
 # (fit_flat_cos anneals over whatever the budget is, so each point is a whole run, not a snapshot of a longer one)
 for _name, _epochs in (('sb_nonlinear_ss', (5, 10, 40)), ('wh_blocks', (10, 30, 300)), ('wh_nonlinear_ss', (50,)),
-                       ('em_shooting', (10, 20)), ('wh_shooting', (20,))):
+                       ('em_shooting', (10, 20)), ('wh_shooting', (20,)), ('fsm_nonlinear_ss', (50,))):
     for _e in _epochs:
         RECIPES[f'{_name}_e{_e}'] = RECIPES[_name].replace(why=f"`{_name}` with {_e} epochs instead of {RECIPES[_name].n_epoch}", n_epoch=_e)
 RECIPES = {n: r.replace(name=n) for n, r in RECIPES.items()}
@@ -173,6 +173,7 @@ FAMILY_RECIPES = {
                            **{f: f'wh_{f}' for f in _SYSID}},
     'cascaded_tanks': {'rnn': 'ct_gru', 'tcn': 'ct_tcn', 'lru': 'ct_lru', 'linear_ss': 'ct_linear_ss', **{f: f'ct_{f}' for f in _SYSID}},
     **{b: {f: f'{p}_{f}' for f in ('rnn', 'tcn', 'lru', 'linear_ss', *_SYSID)} for b, p in NEW_PREFIXES.items()},
+    'fine_steering_mirror': {f: f'fsm_{f}' for f in ('rnn', 'tcn', 'lru', 'linear_ss', *_SYSID)},
 }
 ENCODER_RECIPES = {'silverbox': 'sb_lstm_tbptt_5000_e25_enc', 'wiener_hammerstein': 'wh_lstm_tbptt_5000_e25_enc',
                    'cascaded_tanks': 'ct_gru_enc', **{b: f'{p}_encoder' for b, p in NEW_PREFIXES.items()}}

@@ -125,7 +125,8 @@ def recipe_from_options(benchmark, recipe, epochs=None, lr=None, rnn_type=None, 
     base, r = r, r.replace(dls=dls, learner=learner, **fit)  # checks sub_seq_len against win_sz
     check_init(r, name, init)
     changed = recipe_changes(base, r)
-    return name, (r.replace(why=' '.join(filter(None, [r.why, f"Changed by the options: {changed}."]))) if changed else r)
+    why = f"{r.why.rstrip('.')}. " if r.why else ''
+    return name, (r.replace(why=f"{why}Changed by the options: {changed}.") if changed else r)
 
 def recipe_changes(base, r) -> str:
     "What `r` changes of `base`, as `name=new (recipe: old)`, comma-separated; '' when nothing"

@@ -313,7 +313,7 @@ def evaluate_tests(self:SeqLearner,
             rows.append(dict(test_set=name, **({'output': y_names[k]} if multi else {}), n_samples=T, n_scored=T - n_init,
                              **({'n_records': len(sims)} if stacked else {}),
                              **{f'rmse [{unit}]' if unit else 'rmse': rmse * scale}, nrmse=nrmse))
-        results[name] = sims[0]   # the plot shows a set's first record
+        results[f'{name}, record 1 of {len(sims)}' if stacked else name] = sims[0]   # the plot shows a set's first record
     df = pd.DataFrame(rows).set_index(['test_set', 'output'] if multi else 'test_set')
     df.attrs['init'] = init
     if plot:  # shared, not copied, by the frames pandas derives from df (pandas deep-copies attrs)

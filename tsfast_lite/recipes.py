@@ -113,9 +113,11 @@ class Recipe:
             if nb: f += f" ({self.n_epoch * nb:,} window-batches" + (f", {self.n_epoch * nb * (d['win_sz'] // ssl):,} updates)" if ssl else ')')
             fit.append(f)
         if self.lm_iter: fit.append(f"fit_lm({self.lm_iter}) (Levenberg-Marquardt: the training records tiled by windows, deterministic)")
-        s = (f"{model}; {win}; {', then '.join(fit)}; test simulations from {_INIT_TEXT[self.init]}"
+        start = ('the state least squares fits to the first n_init samples' if self.init == 'encoder' and enc == 'lstsq'
+                 else _INIT_TEXT[self.init])
+        s = (f"{model}; {win}; {', then '.join(fit)}; test simulations from {start}"
              + ("; the weights of the epoch whose free run of the validation records is best are kept (keep_best)" if self.keep_best else ''))
-        return s + (f". {self.why}" if self.why else '')
+        return s + (f". {self.why.rstrip('.')}." if self.why else '')
 
     def replace(self, **kwargs) -> Recipe:
         "A copy with fields replaced; `dls=` and `learner=` dicts are merged into the recipe's (a value None removes a key)"
@@ -257,9 +259,11 @@ register_recipe(Recipe('shooting', 'emps', dict(win_sz=500, stp_sz=5, bs=32, n_b
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a11
 register_recipe(RECIPES['silverbox']['nonlinear_ss'].replace(
     name='best', n_epoch=0, lm_iter=20, why="The PNLSS structure of the `nonlinear_ss` recipe trained by Levenberg-Marquardt; a seed changes nothing"))
-register_recipe(RECIPES['wiener_hammerstein']['nonlinear_ss'].replace(name='best', n_epoch=50))
-register_recipe(RECIPES['cascaded_tanks']['encoder'].replace(name='best', init='estimate', learner=dict(hidden_size=16),
-                                                             dls=dict(valid_frac=0.1)))
+register_recipe(RECIPES['wiener_hammerstein']['nonlinear_ss'].replace(
+    name='best', n_epoch=50, why="The `nonlinear_ss` recipe for 50 epochs instead of 20"))
+register_recipe(RECIPES['cascaded_tanks']['encoder'].replace(
+    name='best', init='estimate', learner=dict(hidden_size=16), dls=dict(valid_frac=0.1),
+    why="The `encoder` recipe with a GRU of 16 and the last 10% of train_val validating: each change lowered the error"))
 register_recipe(RECIPES['ced']['rnn'].replace(name='best'))
 register_recipe(RECIPES['bouc_wen']['nonlinear_ss'].replace(name='best'))
 register_recipe(RECIPES['wh_process_noise']['blocks'].replace(name='best'))

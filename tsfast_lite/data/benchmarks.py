@@ -30,9 +30,9 @@ __all__ = ['FSM_LEVELS', 'FSM_ARRAYS', 'BENCHMARKS', 'SHA256', 'CHAMPNEYS', 'DYN
            'POSITIONING_FS', 'POSITIONING_N_INIT', 'create_dls_positioning', 'FSM_FS', 'FSM_N_INIT', 'FSM_PERIOD',
            'create_dls_fine_steering_mirror', 'data_root', 'cache_dir', 'BenchmarkFiles', 'file_sha256',
            'DownloadError', 'download_file', 'benchmark_file', 'read_signals', 'split_last', 'Published', 'Benchmark',
-           'register_benchmark', 'get_benchmark', 'create_dls_benchmark', 'dls_creator', 'silverbox_dataset',
-           'wiener_hammerstein_dataset', 'cascaded_tanks_dataset', 'emps_dataset', 'ced_dataset', 'bouc_wen_dataset',
-           'wh_process_noise_dataset', 'simulate_duffing', 'random_phase_multisine', 'arrow_signal',
+           'register_benchmark', 'get_benchmark', 'create_dls_benchmark', 'have_files', 'dls_creator',
+           'silverbox_dataset', 'wiener_hammerstein_dataset', 'cascaded_tanks_dataset', 'emps_dataset', 'ced_dataset',
+           'bouc_wen_dataset', 'wh_process_noise_dataset', 'simulate_duffing', 'random_phase_multisine', 'arrow_signal',
            'simulated_duffing_dataset', 'simulate_positioning', 'point_to_point', 'simulated_positioning_dataset',
            'fine_steering_mirror_dataset']
 
@@ -326,6 +326,9 @@ def _missing_message(spec:BenchmarkFiles, names:tuple, root:Path|None, cache:Pat
             f"To use it offline, put {names[0]}{alt}{origin} in the folder "
             f"{hint}/{spec.folder}/ and set the environment variable TSFAST_LITE_DATA={hint}")
 
+import contextvars
+_NO_DOWNLOAD = contextvars.ContextVar('tsfast_lite_no_download', default=False)  # set by `have_files`: look, never download
+
 def benchmark_file(
     benchmark:str, # a key of `BENCHMARKS`: 'silverbox', 'wiener_hammerstein', 'cascaded_tanks', 'emps', ...
     root=None, # data root (default: `data_root()`, from TSFAST_LITE_DATA); only read
@@ -339,6 +342,7 @@ def benchmark_file(
     "Path of a benchmark's file: from the data root, else the cache, else downloaded (and verified) into the cache"
     spec = _spec(benchmark)
     names = spec.names(file)
+    download = download and not _NO_DOWNLOAD.get()
     _check_timeout(timeout)
     root = data_root() if root is None else Path(root)
     cache = cache_dir() if cache is None else Path(cache)
@@ -515,6 +519,15 @@ def create_dls_benchmark(
     if spec.test_groups is not None: _test_groups(dls, spec)
     dls.benchmark, dls.score_unit, dls.score_scale = spec.name, spec.unit, float(spec.scale)
     return dls
+
+def have_files(benchmark) -> bool:
+    "Whether `benchmark`'s files are in the data root or the cache: its reader runs with downloads off (simulated: True)"
+    spec = get_benchmark(benchmark)
+    if spec.simulated: return True
+    token = _NO_DOWNLOAD.set(True)
+    try: spec.dataset(progress=False); return True
+    except FileNotFoundError: return False
+    finally: _NO_DOWNLOAD.reset(token)
 
 def dls_creator(benchmark:str):
     "The function `create_dls_<benchmark>`: `create_dls_benchmark` of that benchmark, with its defaults in its signature"
