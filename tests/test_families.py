@@ -98,3 +98,56 @@ def test_lstsq_needs_a_linear_part(name):
     from tsfast_lite.learner.core import seq_learner
     with pytest.raises(ValueError, match="has no linear part to estimate its initial state by least squares"):
         seq_learner(toy_dls(10, n_init=5), FAMILIES[name](1, 1), encoder='lstsq')
+
+# Several inputs and outputs end to end (as on the Fine Steering Mirror: 3 x 3, a test set of several periods): every
+# family's learner trains, and evaluate_tests, show_results and the test plot give each output its own number and axis
+def _mimo_dls():
+    import numpy as np
+    from tsfast_lite.data.records import Record
+    from tsfast_lite.data.loaders import create_dls
+    rng = np.random.default_rng(0)
+    def rec(n, name):
+        u = rng.normal(size=(n, 3)); x = np.zeros((n, 3))
+        for t in range(1, n): x[t] = 0.8 * x[t - 1] + 0.2 * u[t - 1] @ np.array([[1, .2, 0], [0, 1, .3], [.1, 0, 1]])
+        y = np.tanh(x) * 1e-6 * np.array([1., 2., 3.])
+        return Record({**{f'u{i+1}': u[:, i] for i in range(3)}, **{f'y{i+1}': y[:, i] for i in range(3)}}, fs=100., name=name)
+    dls = create_dls(['u1', 'u2', 'u3'], ['y1', 'y2', 'y3'], {'train': [rec(1500, 'a'), rec(1500, 'b')], 'valid': [rec(400, 'v')], 'test': []},
+                     win_sz=100, stp_sz=10, bs=8, n_batches_train=4, n_init=20, device='cpu')
+    tests = [rec(300, f't{i}') for i in range(4)]
+    dls.test_sets = {'level': (np.stack([r.get(['u1', 'u2', 'u3']) for r in tests]), np.stack([r.get(['y1', 'y2', 'y3']) for r in tests])),
+                     'one': (tests[0].get(['u1', 'u2', 'u3']), tests[0].get(['y1', 'y2', 'y3']))}
+    dls.score_unit, dls.score_scale = 'µm', 1e6
+    return dls
+
+def _mimo_learners():
+    from tsfast_lite.learner.core import RNNLearner
+    from tsfast_lite.learner.families import TCNLearner, LRULearner, LinearSSLearner, NonlinearSSLearner, BlockLearner
+    return {'rnn': lambda d: RNNLearner(d, hidden_size=8), 'tcn': lambda d: TCNLearner(d, hidden_size=8, num_layers=2),
+            'lru': lambda d: LRULearner(d, hidden_size=8, state_size=4, num_layers=1),
+            'linear_ss': lambda d: LinearSSLearner(d, nx=4, hidden_size=8),
+            'nonlinear_ss': lambda d: NonlinearSSLearner(d, nx=4, hidden_size=8),
+            'blocks': lambda d: BlockLearner(d, structure='wh', nx=3, branches=3, hidden_size=8)}
+
+@pytest.mark.parametrize('family', list(_mimo_learners()))
+def test_several_outputs_end_to_end(family):
+    import numpy as np
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import tsfast_lite.inference  # noqa: F401
+    learn = _mimo_learners()[family](_mimo_dls())
+    with learn.no_bar(), learn.no_logging(): learn.fit_flat_cos(1, lr=1e-3)
+    assert [m.name for m in learn.metrics] == ['fun_rmse_y1', 'fun_rmse_y2', 'fun_rmse_y3']
+    res = learn.evaluate_tests(init='estimate')
+    assert list(res.index) == [(t, y) for t in ('level', 'one') for y in ('y1', 'y2', 'y3')]
+    assert res.loc['level', 'n_records'].tolist() == [4] * 3 and np.isnan(res.loc['one', 'n_records']).all()
+    assert np.isfinite(res['rmse [µm]']).all() and (res['rmse [µm]'] > 0).all()
+    # the stacked set's first record scores as the single record 'one' (the same data): its RMSE is one of the set's four
+    u, y = learn.dls.test_sets['level']
+    p0 = learn.predict_sequence(u[0], state=learn.estimate_state(u[0][:20], y[0][:20]))
+    np.testing.assert_allclose(res.loc[('one', 'y2'), 'rmse [µm]'], 1e6 * np.sqrt(((p0 - y[0])[20:, 1] ** 2).mean()), rtol=1e-5)
+    titles = [t.get_text() for sf in res.attrs['figure'].subfigs for t in sf.texts]
+    assert any(t.startswith('level, record 1 of 4 (y3)') for t in titles), titles
+    plt.close('all')
+    learn.show_results(max_n=2)
+    assert plt.gcf().axes[0].get_ylabel() == 'outputs: y1, y2, y3'
+    plt.close('all')
