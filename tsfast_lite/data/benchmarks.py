@@ -23,18 +23,18 @@ except ImportError: fcntl = None  # not on Windows: there the cache is not locke
 
 # %% auto #0
 __all__ = ['FSM_LEVELS', 'FSM_ARRAYS', 'BENCHMARKS', 'SHA256', 'CHAMPNEYS', 'DYNONET_QUOTE', 'BENCHMARK_SPECS', 'SILVERBOX_FS',
-           'SILVERBOX_N_INIT', 'create_dls_silverbox', 'WH_FS', 'WH_N_INIT', 'create_dls_wiener_hammerstein', 'CT_FS',
-           'CT_N_INIT', 'create_dls_cascaded_tanks', 'EMPS_FS', 'EMPS_N_INIT', 'create_dls_emps', 'CED_FS',
-           'CED_N_INIT', 'create_dls_ced', 'BOUCWEN_FS', 'BOUCWEN_N_INIT', 'BOUCWEN_TRAIN', 'create_dls_bouc_wen',
-           'WHPN_FS', 'WHPN_N_INIT', 'create_dls_wh_process_noise', 'DUFFING_N_INIT', 'create_dls_duffing',
+           'SILVERBOX_N_INIT', 'silverbox_dataset', 'create_dls_silverbox', 'WH_FS', 'WH_N_INIT',
+           'wiener_hammerstein_dataset', 'create_dls_wiener_hammerstein', 'CT_FS', 'CT_N_INIT',
+           'cascaded_tanks_dataset', 'create_dls_cascaded_tanks', 'EMPS_FS', 'EMPS_N_INIT', 'emps_dataset',
+           'create_dls_emps', 'CED_FS', 'CED_N_INIT', 'ced_dataset', 'create_dls_ced', 'BOUCWEN_FS', 'BOUCWEN_N_INIT',
+           'BOUCWEN_TRAIN', 'bouc_wen_dataset', 'create_dls_bouc_wen', 'WHPN_FS', 'WHPN_N_INIT',
+           'wh_process_noise_dataset', 'create_dls_wh_process_noise', 'DUFFING_N_INIT', 'create_dls_duffing',
            'POSITIONING_FS', 'POSITIONING_N_INIT', 'create_dls_positioning', 'FSM_FS', 'FSM_N_INIT', 'FSM_PERIOD',
-           'create_dls_fine_steering_mirror', 'data_root', 'cache_dir', 'BenchmarkFiles', 'file_sha256',
-           'DownloadError', 'download_file', 'benchmark_file', 'read_signals', 'split_last', 'Published', 'Benchmark',
-           'register_benchmark', 'get_benchmark', 'create_dls_benchmark', 'have_files', 'dls_creator',
-           'silverbox_dataset', 'wiener_hammerstein_dataset', 'cascaded_tanks_dataset', 'emps_dataset', 'ced_dataset',
-           'bouc_wen_dataset', 'wh_process_noise_dataset', 'simulate_duffing', 'random_phase_multisine', 'arrow_signal',
-           'simulated_duffing_dataset', 'simulate_positioning', 'point_to_point', 'simulated_positioning_dataset',
-           'fine_steering_mirror_dataset']
+           'fine_steering_mirror_dataset', 'create_dls_fine_steering_mirror', 'data_root', 'cache_dir',
+           'BenchmarkFiles', 'file_sha256', 'DownloadError', 'download_file', 'benchmark_file', 'read_signals',
+           'split_last', 'Published', 'Benchmark', 'register_benchmark', 'get_benchmark', 'create_dls_benchmark',
+           'have_files', 'dataset_reader', 'dls_creator', 'simulate_duffing', 'random_phase_multisine', 'arrow_signal',
+           'simulated_duffing_dataset', 'simulate_positioning', 'point_to_point', 'simulated_positioning_dataset']
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #a71a2eaa
 def data_root() -> Path|None:
@@ -425,7 +425,7 @@ class Benchmark:
     "One benchmark as data: where its records come from, how they are split, how it is scored, and what is published"
     name:str # its key: 'silverbox', 'wiener_hammerstein', ...
     title:str # its name in messages and tables
-    dataset:Callable # the reader: (split options..., root, cache, progress) -> {'train': [...], 'valid': [...], 'test': [...]}
+    reader:Callable # (where, split options...) -> {'train': [...], 'valid': [...], 'test': [...]}: cuts its files into the split (simulated: no `where`)
     fs:float # sampling frequency in Hz
     n_init:int # initialisation samples of every test record, not scored
     unit:str # the unit its scores are quoted in
@@ -453,9 +453,15 @@ class Benchmark:
         return tuple(dict.fromkeys(_key(s) for s in (self.name, self.title) + ((self.files.folder,) if self.files else ())))
     @property
     def split_options(self) -> dict:
-        "The options of its split (`dataset`'s arguments but root, cache, progress), with their defaults"
-        return {k: p.default for k, p in inspect.signature(self.dataset).parameters.items()
-                if k not in ('root', 'cache', 'progress')}
+        "The options of its split (its reader's arguments but `where`), with their defaults"
+        return {k: p.default for k, p in inspect.signature(self.reader).parameters.items() if k != 'where'}
+    def dataset(self, root=None, cache=None, progress:bool=True, **split) -> dict:
+        "Its records, split: {'train': [...], 'valid': [...], 'test': [...]}; files from `root` or `cache` (`benchmark_file`)"
+        if self.simulated:
+            if root is not None or cache is not None:
+                raise TypeError(f"{self.title} is simulated and reads no file: root and cache do not apply")
+            return self.reader(**split)
+        return self.reader(dict(root=root, cache=cache, progress=progress), **split)
     @property
     def score_title(self) -> str: return f"{self.title} [{self.unit}]"
 
@@ -510,11 +516,7 @@ def create_dls_benchmark(
         raise TypeError(f"create_dls_{spec.name}() got an unexpected argument {unknown[0]!r}; it takes the split options "
                         f"{list(spec.split_options)} and create_dls's {[k for k in takes if k not in _FIXED]}")
     split = {k: kwargs.pop(k) for k in list(kwargs) if k in spec.split_options}
-    if spec.simulated:
-        if root is not None or cache is not None:
-            raise TypeError(f"{spec.title} is simulated and reads no file: root and cache do not apply")
-        ds = spec.dataset(**split)
-    else: ds = spec.dataset(**split, root=root, cache=cache)
+    ds = spec.dataset(root, cache, **split)
     dls = create_dls(u=list(spec.u), y=list(spec.y), dataset=ds, n_init=spec.n_init, **{**spec.windows, **kwargs})
     if spec.test_groups is not None: _test_groups(dls, spec)
     dls.benchmark, dls.score_unit, dls.score_scale = spec.name, spec.unit, float(spec.scale)
@@ -529,6 +531,23 @@ def have_files(benchmark) -> bool:
     except FileNotFoundError: return False
     finally: _NO_DOWNLOAD.reset(token)
 
+def _public(name:str, fn, params:list, doc:str, returns):
+    "`fn` as the public function `name` of this module, with the signature `params` and the docstring `doc`"
+    fn.__name__ = fn.__qualname__ = name
+    fn.__module__, fn.__doc__ = __name__, doc
+    fn.__signature__ = inspect.Signature(params, return_annotation=returns)
+    return fn
+
+def dataset_reader(benchmark:str):
+    "The function `<benchmark>_dataset`: `Benchmark.dataset` of that benchmark, its split options in its signature"
+    spec = get_benchmark(benchmark)
+    P = inspect.Parameter
+    params = [P(k, P.KEYWORD_ONLY, default=v) for k, v in spec.split_options.items()]
+    if not spec.simulated: params += [P('root', P.KEYWORD_ONLY, default=None), P('cache', P.KEYWORD_ONLY, default=None),
+                                      P('progress', P.KEYWORD_ONLY, default=True)]
+    def f(**kwargs): return spec.dataset(**kwargs)
+    return _public(f'{spec.name}_dataset', f, params, spec.reader.__doc__, dict)
+
 def dls_creator(benchmark:str):
     "The function `create_dls_<benchmark>`: `create_dls_benchmark` of that benchmark, with its defaults in its signature"
     spec = get_benchmark(benchmark)
@@ -540,34 +559,28 @@ def dls_creator(benchmark:str):
     params += [p.replace(kind=P.KEYWORD_ONLY) for k, p in inspect.signature(create_dls).parameters.items()
                if k not in _FIXED and k not in seen]
     def f(**kwargs): return create_dls_benchmark(spec.name, **kwargs)
-    f.__name__ = f.__qualname__ = f'create_dls_{spec.name}'
-    f.__module__ = __name__
-    f.__signature__ = inspect.Signature(params, return_annotation=SeqDataLoaders)
-    f.__doc__ = (f"DataLoaders of the {spec.title} benchmark ({'simulated' if spec.simulated else 'official split' if spec.official else 'split by stated choices'}, "
-                 f"n_init={spec.n_init}, scored in {spec.unit})")
-    return f
+    split = 'simulated' if spec.simulated else 'official split' if spec.official else 'split by stated choices'
+    return _public(f'create_dls_{spec.name}', f, params,
+                   f"DataLoaders of the {spec.title} benchmark ({split}, n_init={spec.n_init}, scored in {spec.unit})", SeqDataLoaders)
 
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #a55ff1cc
 SILVERBOX_FS = 610.35 # Hz, the official loader's value
 SILVERBOX_N_INIT = 50
 
-def silverbox_dataset(
-    root=None, # data root (default: TSFAST_LITE_DATA)
-    cache=None, # cache folder (default: `cache_dir()`)
-    progress:bool=True, # show a progress bar if the file has to be downloaded
+def _read_silverbox(
+    where:dict, # root, cache and progress of `benchmark_file`: where the files are looked for
 ) -> dict:
     "The Silverbox records with the official split: {'train': [...], 'valid': [...], 'test': [multisine, arrows]}"
-    r = _load_record('silverbox', 'V1', 'V2', 131072, SILVERBOX_FS, root, cache, progress)
+    r = _load_record('silverbox', 'V1', 'V2', 131072, SILVERBOX_FS, **where)
     train_val = r.slice(40650, 105712)
     return {'train': [train_val.slice(0, 50_000, name='train')],
             'valid': [train_val.slice(50_000, None, name='valid')],
             'test': [r.slice(105712, 127400, name='multisine'), r.slice(100, 40575, name='arrow_full'),
                      r.slice(100, 32100, name='arrow_no_extrapolation')]}
 
-# %% ../../nbs/00_data/02_benchmarks.ipynb #4bca70c7
 register_benchmark(Benchmark(
-    'silverbox', 'Silverbox', silverbox_dataset, SILVERBOX_FS, SILVERBOX_N_INIT, 'mV', 1000.,
+    'silverbox', 'Silverbox', _read_silverbox, SILVERBOX_FS, SILVERBOX_N_INIT, 'mV', 1000.,
     dict(win_sz=500, stp_sz=10, bs=16), ('multisine', 'arrow_full', 'arrow_no_extrapolation'),
     "samples [40650, 90650) of SNLS80mV train, [90650, 105712) validate; the tests are the multisine [105712, 127400) "
     "and the arrow [100, 40575) (its first 32,000 samples: arrow_no_extrapolation), as the official loader cuts them",
@@ -580,26 +593,28 @@ register_benchmark(Benchmark(
         Published('tsfast GRU default recipe (W2, 10 epochs)', {'multisine': 0.325, 'arrow_full': 1.43, 'arrow_no_extrapolation': 0.312},
                   "tsfast 0.5.0's documented Silverbox result, as quoted in the issue that set this project's targets; not re-read here")),
     official_loader='Silverbox'))
+silverbox_dataset = dataset_reader('silverbox')
+
+
+# %% ../../nbs/00_data/02_benchmarks.ipynb #4bca70c7
 create_dls_silverbox = dls_creator('silverbox')
+
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #cd0c4c9b
 WH_FS = 51200. # Hz
 WH_N_INIT = 50
 
-def wiener_hammerstein_dataset(
+def _read_wiener_hammerstein(
+    where:dict, # root, cache and progress of `benchmark_file`: where the files are looked for
     valid_frac:float=0.2, # fraction at the end of train_val used as validation set
-    root=None, # data root (default: TSFAST_LITE_DATA)
-    cache=None, # cache folder (default: `cache_dir()`)
-    progress:bool=True, # show a progress bar if the file has to be downloaded
 ) -> dict:
     "The Wiener-Hammerstein records with the official split; valid is the last `valid_frac` of train_val"
-    r = _load_record('wiener_hammerstein', 'uBenchMark', 'yBenchMark', 188_000, WH_FS, root, cache, progress)
+    r = _load_record('wiener_hammerstein', 'uBenchMark', 'yBenchMark', 188_000, WH_FS, **where)
     train, valid = split_last(r.slice(5200, 105200), valid_frac)
     return {'train': [train], 'valid': [valid], 'test': [r.slice(105200, 184000, name='test')]}
 
-# %% ../../nbs/00_data/02_benchmarks.ipynb #dfce0e6a
 register_benchmark(Benchmark(
-    'wiener_hammerstein', 'Wiener-Hammerstein', wiener_hammerstein_dataset, WH_FS, WH_N_INIT, 'mV', 1000.,
+    'wiener_hammerstein', 'Wiener-Hammerstein', _read_wiener_hammerstein, WH_FS, WH_N_INIT, 'mV', 1000.,
     dict(win_sz=500, stp_sz=10, bs=16), ('test',),
     "samples [5200, 105200) are train_val (the last valid_frac validates, a choice), [105200, 184000) the test, as the "
     "official loader cuts them",
@@ -609,63 +624,67 @@ register_benchmark(Benchmark(
                          'learning dynamical systems"'),
                Published('tsfast GRU', {'test': 0.580}, f"tsfast 0.5.0's documented result, as quoted in the issue that set this project's targets; not re-read here")),
     official_loader='WienerHammerBenchMark'))
+wiener_hammerstein_dataset = dataset_reader('wiener_hammerstein')
+
+
+# %% ../../nbs/00_data/02_benchmarks.ipynb #dfce0e6a
 create_dls_wiener_hammerstein = dls_creator('wiener_hammerstein')
+
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #b82aef80
 CT_FS = 0.25 # Hz (Ts = 4 s)
 CT_N_INIT = 50 # the official loader's state_initialization_window_length (nonlinear_benchmarks 1.0.1)
 
-def cascaded_tanks_dataset(
+def _read_cascaded_tanks(
+    where:dict, # root, cache and progress of `benchmark_file`: where the files are looked for
     valid_frac:float=0.2, # fraction at the end of train_val used as validation set
-    root=None, # data root (default: TSFAST_LITE_DATA)
-    cache=None, # cache folder (default: `cache_dir()`)
-    progress:bool=True, # show a progress bar if the file has to be downloaded
 ) -> dict:
     "The Cascaded Tanks records with the official split; valid is the last `valid_frac` of train_val (uEst, yEst)"
-    path = benchmark_file('cascaded_tanks', root=root, cache=cache, progress=progress)
+    path = benchmark_file('cascaded_tanks', **where)
     s = read_signals(path, ['uEst', 'yEst', 'uVal', 'yVal'])
     if len(s['uEst']) != 1024: raise ValueError(f"{path} holds {len(s['uEst'])} samples per signal; the benchmark has 1024")
     train, valid = split_last(Record({'u': s['uEst'], 'y': s['yEst']}, fs=CT_FS, name='train_val'), valid_frac)
     return {'train': [train], 'valid': [valid], 'test': [Record({'u': s['uVal'], 'y': s['yVal']}, fs=CT_FS, name='test')]}
 
-# %% ../../nbs/00_data/02_benchmarks.ipynb #bb6c56bd
 register_benchmark(Benchmark(
-    'cascaded_tanks', 'Cascaded Tanks', cascaded_tanks_dataset, CT_FS, CT_N_INIT, 'V', 1.,
+    'cascaded_tanks', 'Cascaded Tanks', _read_cascaded_tanks, CT_FS, CT_N_INIT, 'V', 1.,
     dict(win_sz=100, stp_sz=1, bs=16), ('test',),
     "uEst/yEst is train_val (its last valid_frac validates, a choice), uVal/yVal the test, as the official loader has them",
     published=(Published('grey-box', {'test': 0.191}, f"the best grey-box model on the benchmark's page, as quoted in the issue that set this project's targets; not re-read here"),
                Published('best black-box', {'test': 0.306}, f"as quoted in the issue that set this project's targets; not re-read here"),
                Published('GRU baseline', {'test': 0.396}, f"as quoted in the issue that set this project's targets; not re-read here")),
     official_loader='Cascaded_Tanks'))
+cascaded_tanks_dataset = dataset_reader('cascaded_tanks')
+
+
+# %% ../../nbs/00_data/02_benchmarks.ipynb #bb6c56bd
 create_dls_cascaded_tanks = dls_creator('cascaded_tanks')
+
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #ee1cb0af
 EMPS_FS = 1000. # Hz, nominal (the increments of `t` lie within 2e-5 ms of 1 ms)
 EMPS_N_INIT = 20 # the official loader's state_initialization_window_length (nonlinear_benchmarks 1.0.1)
 
-def _signals(benchmark:str, file:str, names:list, n:int, root, cache, progress) -> dict:
+def _signals(benchmark:str, file:str, names:list, n:int, **where) -> dict:
     "The 1-D signals `names` of one file of `benchmark`, each checked to hold `n` samples"
-    path = benchmark_file(benchmark, root=root, cache=cache, progress=progress, file=file)
+    path = benchmark_file(benchmark, **where, file=file)
     s = read_signals(path, names)
     bad = next((k for k in names if len(s[k]) != n), None)
     if bad: raise ValueError(f"{path}: signal {bad!r} holds {len(s[bad]):,} samples; the {_spec(benchmark).title} benchmark has {n:,}")
     return s
 
-def emps_dataset(
+def _read_emps(
+    where:dict, # root, cache and progress of `benchmark_file`: where the files are looked for
     valid_frac:float=0.2, # fraction at the end of train_val used as validation set
-    root=None, # data root (default: TSFAST_LITE_DATA)
-    cache=None, # cache folder (default: `cache_dir()`)
-    progress:bool=True, # show a progress bar if the files have to be downloaded
 ) -> dict:
     "The EMPS records with the official split (u = vir, y = qm in m); valid is the last `valid_frac` of train_val"
     valid_frac = _check_valid_frac(valid_frac)
-    tv, te = (_signals('emps', f, ['vir', 'qm'], 24841, root, cache, progress) for f in ('DATA_EMPS.mat', 'DATA_EMPS_PULSES.mat'))
+    tv, te = (_signals('emps', f, ['vir', 'qm'], 24841, **where) for f in ('DATA_EMPS.mat', 'DATA_EMPS_PULSES.mat'))
     train, valid = split_last(Record({'u': tv['vir'], 'y': tv['qm']}, fs=EMPS_FS, name='train_val'), valid_frac)
     return {'train': [train], 'valid': [valid], 'test': [Record({'u': te['vir'], 'y': te['qm']}, fs=EMPS_FS, name='test')]}
 
-# %% ../../nbs/00_data/02_benchmarks.ipynb #84c543ba
 register_benchmark(Benchmark(
-    'emps', 'EMPS', emps_dataset, EMPS_FS, EMPS_N_INIT, 'mm', 1000., dict(win_sz=1000, stp_sz=10, bs=16), ('test',),
+    'emps', 'EMPS', _read_emps, EMPS_FS, EMPS_N_INIT, 'mm', 1000., dict(win_sz=1000, stp_sz=10, bs=16), ('test',),
     "all of DATA_EMPS (24,841 samples) is train_val, its last valid_frac validates (a choice); DATA_EMPS_PULSES is the "
     "test, as the official loader has them", fallback='positioning',
     published=(Published('dynoNet', {'test': 2.64}, 'Forgione and Piga 2021 (forgi86/dynonet, doc/paper/ms.tex: '
@@ -675,21 +694,24 @@ register_benchmark(Benchmark(
                Published('pNARX', {'test': 5.17}, CHAMPNEYS), Published('LTI state space', {'test': 5.53}, CHAMPNEYS),
                Published('LSTM', {'test': 74.1}, CHAMPNEYS)),
     official_loader='EMPS'))
+emps_dataset = dataset_reader('emps')
+
+
+# %% ../../nbs/00_data/02_benchmarks.ipynb #84c543ba
 create_dls_emps = dls_creator('emps')
+
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #1cbeaf95
 CED_FS = 50. # Hz (Ts = 0.02 s)
 CED_N_INIT = 10 # the official loader's state_initialization_window_length (nonlinear_benchmarks 1.0.1)
 
-def ced_dataset(
+def _read_ced(
+    where:dict, # root, cache and progress of `benchmark_file`: where the files are looked for
     valid_frac:float=0.25, # fraction at the end of each train_val record used for validation
-    root=None, # data root (default: TSFAST_LITE_DATA)
-    cache=None, # cache folder (default: `cache_dir()`)
-    progress:bool=True, # show a progress bar if the file has to be downloaded
 ) -> dict:
     "The CED records with the official split: per experiment (low, high amplitude) 400 samples train_val, 100 test"
     valid_frac = _check_valid_frac(valid_frac)
-    s = _signals('ced', None, ['u11', 'z11', 'u12', 'z12'], 500, root, cache, progress)
+    s = _signals('ced', None, ['u11', 'z11', 'u12', 'z12'], 500, **where)
     ds = {'train': [], 'valid': [], 'test': []}
     for amp, u, y in (('low', 'u11', 'z11'), ('high', 'u12', 'z12')):
         r = Record({'u': s[u], 'y': s[y]}, fs=CED_FS, name=f'{amp}_amplitude')
@@ -698,14 +720,18 @@ def ced_dataset(
         ds['test'].append(r.slice(400, None, name=f'{amp}_amplitude'))
     return ds
 
-# %% ../../nbs/00_data/02_benchmarks.ipynb #3fee3f4f
 register_benchmark(Benchmark(
-    'ced', 'Coupled Electric Drives', ced_dataset, CED_FS, CED_N_INIT, 'ticks/s', 1., dict(win_sz=100, stp_sz=1, bs=16),
+    'ced', 'Coupled Electric Drives', _read_ced, CED_FS, CED_N_INIT, 'ticks/s', 1., dict(win_sz=100, stp_sz=1, bs=16),
     ('low_amplitude', 'high_amplitude'),
     "samples [0, 400) of both DATAUNIF experiments are train_val (the last valid_frac of each validates, a choice), "
     "[400, 500) of each the tests low_amplitude and high_amplitude, as the official loader cuts them",
     official_loader='CED'))
+ced_dataset = dataset_reader('ced')
+
+
+# %% ../../nbs/00_data/02_benchmarks.ipynb #3fee3f4f
 create_dls_ced = dls_creator('ced')
+
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #8456100c
 BOUCWEN_FS = 750. # Hz
@@ -722,30 +748,27 @@ def _read_train(path:Path) -> dict:
         s = loadmat(path)['bwdataz'][0, 0]
         return {k: np.asarray(s[k], dtype=np.float64).reshape(-1) for k in 'uy'}
 
-def bouc_wen_dataset(
+def _read_bouc_wen(
+    where:dict, # root, cache and progress of `benchmark_file`: where the files are looked for
     valid_frac:float=0.2, # fraction at the end of the training record used as validation set
     train:str='train.h5', # the generated training set: 'train.h5' (dynoNet's 5 periods) or 'bwdata.mat' (4 periods)
-    root=None, # data root (default: TSFAST_LITE_DATA)
-    cache=None, # cache folder (default: `cache_dir()`)
-    progress:bool=True, # show a progress bar if the files have to be downloaded
 ) -> dict:
     "The Bouc-Wen records: a generated multisine training record (valid its end), the official tests multisine and sinesweep"
     valid_frac = _check_valid_frac(valid_frac)
     if train not in BOUCWEN_TRAIN: raise ValueError(f"train={train!r} is not a Bouc-Wen training set; valid values are {list(BOUCWEN_TRAIN)}")
-    path = benchmark_file('bouc_wen', root=root, cache=cache, progress=progress, file=train)
+    path = benchmark_file('bouc_wen', **where, file=train)
     tr = _read_train(path)
     if len(tr['u']) != BOUCWEN_TRAIN[train]:
         raise ValueError(f"{path} holds {len(tr['u']):,} samples; the generated training set {train} has {BOUCWEN_TRAIN[train]:,}")
     tests = []
     for name, n in (('multisine', 8192), ('sinesweep', 153_000)):
-        u, y = (_signals('bouc_wen', f'{k}val_{name}.mat', [f'{k}val_{name}'], n, root, cache, progress)[f'{k}val_{name}'] for k in 'uy')
+        u, y = (_signals('bouc_wen', f'{k}val_{name}.mat', [f'{k}val_{name}'], n, **where)[f'{k}val_{name}'] for k in 'uy')
         tests.append(Record({'u': u, 'y': y}, fs=BOUCWEN_FS, name=name))
     train_rec, valid = split_last(Record(tr, fs=BOUCWEN_FS, name=path.stem), valid_frac)
     return {'train': [train_rec], 'valid': [valid], 'test': tests}
 
-# %% ../../nbs/00_data/02_benchmarks.ipynb #e3902235
 register_benchmark(Benchmark(
-    'bouc_wen', 'Bouc-Wen', bouc_wen_dataset, BOUCWEN_FS, BOUCWEN_N_INIT, 'µm', 1e6, dict(win_sz=1000, stp_sz=10, bs=16),
+    'bouc_wen', 'Bouc-Wen', _read_bouc_wen, BOUCWEN_FS, BOUCWEN_N_INIT, 'µm', 1e6, dict(win_sz=1000, stp_sz=10, bs=16),
     ('multisine', 'sinesweep'),
     "a generated training set (train.h5: 5 periods of the official multisine simulated by dynoNet's authors; a choice, "
     "not official), its last valid_frac validates; the official tests multisine and sinesweep; n_init 50 by choice",
@@ -753,7 +776,12 @@ register_benchmark(Benchmark(
     published=(Published('PNLSS', {'multisine': 18.7}, DYNONET_QUOTE), Published('dynoNet', {'multisine': 45.2}, DYNONET_QUOTE),
                Published('NFIR', {'multisine': 163.}, DYNONET_QUOTE)),
     official_loader='not_splitted_benchmarks.BoucWen'))
+bouc_wen_dataset = dataset_reader('bouc_wen')
+
+
+# %% ../../nbs/00_data/02_benchmarks.ipynb #e3902235
 create_dls_bouc_wen = dls_creator('bouc_wen')
+
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #7a724c6f
 WHPN_FS = 78125. # Hz
@@ -774,30 +802,32 @@ def _read_meas(path:Path, n:int, cols:int) -> tuple:
     if int(fs) != WHPN_FS: raise ValueError(f"{path} has fs={fs}; the benchmark's is {WHPN_FS:g} Hz")
     return u, y
 
-def wh_process_noise_dataset(
+def _read_wh_process_noise(
+    where:dict, # root, cache and progress of `benchmark_file`: where the files are looked for
     n_valid:int=2, # estimation records (the last ones) used for validation
-    root=None, # data root (default: TSFAST_LITE_DATA)
-    cache=None, # cache folder (default: `cache_dir()`)
-    progress:bool=True, # show a progress bar if the files have to be downloaded
 ) -> dict:
     "The WH process-noise records: 10 estimation multisines (the last `n_valid` validate), tests multisine and sinesweep"
     n_valid = _check_int('n_valid', n_valid, 1, 9, extra=' (of the 10 estimation records, the last ones validate)')
-    path = benchmark_file('wh_process_noise', root=root, cache=cache, progress=progress)
+    path = benchmark_file('wh_process_noise', **where)
     u, y = _read_meas(path, 8192, 10)
     recs = [Record({'u': u[:, j], 'y': y[:, j]}, fs=WHPN_FS, name=f'estimation_{j}') for j in range(10)]
-    ut, yt = _read_meas(benchmark_file('wh_process_noise', root=root, cache=cache, progress=progress,
+    ut, yt = _read_meas(benchmark_file('wh_process_noise', **where,
                                        file='WH_TestDataset.mat'), 16384, 2)
     tests = [Record({'u': ut[:, j], 'y': yt[:, j]}, fs=WHPN_FS, name=n) for j, n in enumerate(('multisine', 'sinesweep'))]
     return {'train': recs[:10 - n_valid], 'valid': recs[10 - n_valid:], 'test': tests}
 
-# %% ../../nbs/00_data/02_benchmarks.ipynb #8d099905
 register_benchmark(Benchmark(
-    'wh_process_noise', 'Wiener-Hammerstein with process noise', wh_process_noise_dataset, WHPN_FS, WHPN_N_INIT, 'mV',
+    'wh_process_noise', 'Wiener-Hammerstein with process noise', _read_wh_process_noise, WHPN_FS, WHPN_N_INIT, 'mV',
     1000., dict(win_sz=1000, stp_sz=10, bs=16), ('multisine', 'sinesweep'),
     "the 10 records of WH_EstimationExample.mat: the first 10 - n_valid train, the last n_valid validate (a choice); "
     "WH_TestDataset.mat's multisine and sinesweep test; n_init 50 by choice", official=False,
     official_loader='not_splitted_benchmarks.WienerHammerstein_Process_Noise'))
+wh_process_noise_dataset = dataset_reader('wh_process_noise')
+
+
+# %% ../../nbs/00_data/02_benchmarks.ipynb #8d099905
 create_dls_wh_process_noise = dls_creator('wh_process_noise')
+
 
 # %% ../../nbs/00_data/02_benchmarks.ipynb #0022d468
 def _check_positive(name:str, v, what:str) -> float:
@@ -1034,15 +1064,13 @@ def _fsm_arrays(root, cache, progress) -> dict:
         if a.shape != shape: raise ValueError(f"The Fine Steering Mirror array {k} has shape {a.shape}; the benchmark's is {shape}")
     return arrays
 
-def fine_steering_mirror_dataset(
+def _read_fine_steering_mirror(
+    where:dict, # root, cache and progress of `benchmark_file`: where the files are looked for
     n_valid:int=1, # realizations of each level (the last ones) that validate, of the 6
-    root=None, # data root (default: TSFAST_LITE_DATA)
-    cache=None, # cache folder (default: `cache_dir()`)
-    progress:bool=True, # show a progress bar if the file has to be downloaded
 ) -> dict:
     "The Fine Steering Mirror records (u1..u3 in V, y1..y3 in m): per level, realizations train and validate, each test period a record"
     n_valid = _check_int('n_valid', n_valid, 1, 5, extra=' (of the 6 realizations of each level, the last ones validate)')
-    a = _fsm_arrays(root, cache, progress)
+    a = _fsm_arrays(**where)
     sig = lambda u, y: {**{f'u{i+1}': u[:, i] for i in range(3)}, **{f'y{i+1}': y[:, i] for i in range(3)}}
     ds = {'train': [], 'valid': [], 'test': []}
     for lv in FSM_LEVELS:
@@ -1057,9 +1085,8 @@ def fine_steering_mirror_dataset(
                 ds['test'].append(Record(sig(u[:, :, r, q], y[:, :, r, q]), fs=FSM_FS, name=f'{lv}_r{r+1}_p{q+1}'))
     return ds
 
-# %% ../../nbs/00_data/02_benchmarks.ipynb #7697f2b6
 register_benchmark(Benchmark(
-    'fine_steering_mirror', 'Fine Steering Mirror', fine_steering_mirror_dataset, FSM_FS, FSM_N_INIT, 'µm', 1e6,
+    'fine_steering_mirror', 'Fine Steering Mirror', _read_fine_steering_mirror, FSM_FS, FSM_N_INIT, 'µm', 1e6,
     dict(win_sz=1000, stp_sz=10, bs=16), FSM_LEVELS,
     "per level (100, 200, 300 mV) the 6 training realizations, each its 2 periods back to back (16,384 samples): the "
     "first 6 - n_valid train, the last n_valid validate (a choice; the official loader has no validation set); each "
@@ -1067,4 +1094,9 @@ register_benchmark(Benchmark(
     "level's score the mean of its 6 records' RMSEs, as the official template averages realizations and periods",
     u=('u1', 'u2', 'u3'), y=('y1', 'y2', 'y3'), test_groups=lambda name: name.split('_')[0],
     official_loader='FineSteeringMirror'))
+fine_steering_mirror_dataset = dataset_reader('fine_steering_mirror')
+
+
+# %% ../../nbs/00_data/02_benchmarks.ipynb #7697f2b6
 create_dls_fine_steering_mirror = dls_creator('fine_steering_mirror')
+
