@@ -190,11 +190,15 @@ register_recipe(Recipe('blocks', 'wiener_hammerstein', dict(_LONG_5000, sub_seq_
                        dict(structure='wh', nx=6, branches=8, hidden_size=64, n_skip=150), n_epoch=100, lr=1e-2, init='estimate',
                        why="The system's own structure: the BLA of order 6 split between G1 and G2, a static MLP between them (the identity at the start)"))
 
-register_recipe(Recipe('rnn', 'cascaded_tanks', _CT, learner=dict(rnn_type='gru', hidden_size=32, n_skip=5, head_gain=100.), n_epoch=100))
-register_recipe(Recipe('tcn', 'cascaded_tanks', _CT_200, 'tcn', dict(hidden_size=32, num_layers=4), n_epoch=100))
-register_recipe(Recipe('lru', 'cascaded_tanks', _CT_200, 'lru', dict(hidden_size=32, state_size=32, num_layers=2, n_skip=5), n_epoch=100))
-register_recipe(Recipe('linear_ss', 'cascaded_tanks', _CT_200, 'linear_ss', dict(nx=8, residual='mlp', n_skip=5), n_epoch=100))
-register_recipe(RECIPES['cascaded_tanks']['rnn'].replace(name='encoder', learner=dict(encoder=True), why=_ENC))
+# The short records (Cascaded Tanks: 1,024 samples, CED: 500): every window each epoch, 100 epochs, n_skip 5;
+# per benchmark the GRU's windows, the other families' windows, the TCN's blocks and the linear part's order
+_CED = dict(bs=16, win_sz=100, stp_sz=1)
+for _b, _w_rnn, _w, _tcn, _nx in (('cascaded_tanks', _CT, _CT_200, 4, 8), ('ced', _CED, _CED, 3, 4)):
+    register_recipe(Recipe('rnn', _b, _w_rnn, learner=dict(rnn_type='gru', hidden_size=32, n_skip=5, head_gain=100.), n_epoch=100))
+    register_recipe(Recipe('tcn', _b, _w, 'tcn', dict(hidden_size=32, num_layers=_tcn), n_epoch=100))
+    register_recipe(Recipe('lru', _b, _w, 'lru', dict(hidden_size=32, state_size=32, num_layers=2, n_skip=5), n_epoch=100))
+    register_recipe(Recipe('linear_ss', _b, _w, 'linear_ss', dict(nx=_nx, residual='mlp', n_skip=5), n_epoch=100))
+    register_recipe(RECIPES[_b]['rnn'].replace(name='encoder', learner=dict(encoder=True), why=_ENC))
 register_recipe(Recipe('tutorial', 'cascaded_tanks', dict(bs=16, win_sz=100, stp_sz=1, sub_seq_len=50),
                        learner=dict(rnn_type='lstm', hidden_size=40),
                        why="The tutorial's recipe on records of 1,024 samples (the validation record has 205, too short for windows of 500)"))
@@ -210,14 +214,8 @@ for _b, _n in (('emps', 20), ('bouc_wen', 50), ('wh_process_noise', 50)):
     register_recipe(Recipe('linear_ss', _b, dict(_W2000, sub_seq_len=200), 'linear_ss', dict(nx=8, residual='mlp', n_skip=_n), n_epoch=20))
     register_recipe(RECIPES[_b]['rnn'].replace(name='encoder', learner=dict(encoder=True), why=_ENC))
 
-_CED = dict(bs=16, win_sz=100, stp_sz=1)
 register_recipe(Recipe('tutorial', 'ced', dict(_CED, sub_seq_len=50), learner=dict(rnn_type='lstm', hidden_size=40),
                        why="The tutorial's recipe on CED's 300-sample training records"))
-register_recipe(Recipe('rnn', 'ced', _CED, learner=dict(rnn_type='gru', hidden_size=32, n_skip=5, head_gain=100.), n_epoch=100))
-register_recipe(Recipe('tcn', 'ced', _CED, 'tcn', dict(hidden_size=32, num_layers=3), n_epoch=100))
-register_recipe(Recipe('lru', 'ced', _CED, 'lru', dict(hidden_size=32, state_size=32, num_layers=2, n_skip=5), n_epoch=100))
-register_recipe(Recipe('linear_ss', 'ced', _CED, 'linear_ss', dict(nx=4, residual='mlp', n_skip=5), n_epoch=100))
-register_recipe(RECIPES['ced']['rnn'].replace(name='encoder', learner=dict(encoder=True), why=_ENC))
 
 # The Fine Steering Mirror (3 inputs, 3 outputs; periods of 8,192 samples, test periods simulated from their first 100):
 # windows of 1,000 samples, every test simulation from the state estimated on its n_init samples (a period of a
