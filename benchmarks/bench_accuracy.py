@@ -71,7 +71,7 @@ LIBRARY = {**{f'{p}_{k}': (b, f) for b, p in (('silverbox', 'sb'), ('wiener_hamm
            # multiple shooting: every window from its least-squares initial state (EMPS)
            'em_shooting': ('emps', 'shooting'),
            # the Fine Steering Mirror: one recipe per family and `best`
-           **{f'fsm_{k}': ('fine_steering_mirror', k) for k in ('rnn', 'tcn', 'lru', 'linear_ss', 'nonlinear_ss', 'blocks')}}
+           **{f'fsm_{k}': ('fine_steering_mirror', k) for k in ('rnn', 'tcn', 'lru', 'linear_ss', 'nonlinear_ss', 'blocks', 'best')}}
 
 RECIPES = {n: get_recipe(*bn) for n, bn in LIBRARY.items()}
 RECIPES.update({
@@ -178,7 +178,7 @@ FAMILY_RECIPES = {
 ENCODER_RECIPES = {'silverbox': 'sb_lstm_tbptt_5000_e25_enc', 'wiener_hammerstein': 'wh_lstm_tbptt_5000_e25_enc',
                    'cascaded_tanks': 'ct_gru_enc', **{b: f'{p}_encoder' for b, p in NEW_PREFIXES.items()}}
 BEST_RECIPES = {'silverbox': 'sb_best', 'wiener_hammerstein': 'wh_best', 'cascaded_tanks': 'ct_best',
-                **{b: f'{p}_best' for b, p in NEW_PREFIXES.items()}}
+                **{b: f'{p}_best' for b, p in NEW_PREFIXES.items()}, 'fine_steering_mirror': 'fsm_best'}
 DEFAULT_RECIPES = list(BEST_RECIPES.values())
 
 # The reference implementation run here: tsfast 0.5.0 (`pip install tsfast`) with its own defaults (torch Adam, inputs

@@ -266,6 +266,8 @@ register_recipe(RECIPES['ced']['rnn'].replace(name='best'))
 register_recipe(RECIPES['bouc_wen']['nonlinear_ss'].replace(name='best'))
 register_recipe(RECIPES['wh_process_noise']['blocks'].replace(name='best'))
 register_recipe(RECIPES['emps']['shooting'].replace(name='best'))
+register_recipe(RECIPES['fine_steering_mirror']['nonlinear_ss'].replace(
+    name='best', n_epoch=50, why="The `nonlinear_ss` recipe for 50 epochs instead of 20"))
 
 
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a13
