@@ -468,3 +468,22 @@ def test_damaged_benchmark_files_are_named(tmp_path):
         msg = str(e.value)
         assert msg.startswith(f"Cannot read {tmp_path/f} (") and what in msg and f"): {kind}: " in msg, msg
         assert msg.endswith('the file may be damaged or incomplete: replace it with the official one'), msg
+
+
+def test_damaged_fine_steering_mirror_files_are_named(tmp_path):
+    "The Fine Steering Mirror's arrays, damaged or of the wrong shape, one file each or packed as the official npz"
+    import shutil
+    from tsfast_lite.data import benchmarks as B
+    d = tmp_path/'finesteeringmirror'; d.mkdir()
+    rng = np.random.default_rng(0)
+    for k in B.FSM_ARRAYS: np.save(d/f'{k}.npy', rng.normal(size=(16, 3, 6 if k.endswith('train') else 3, 2)))
+    with pytest.raises(ValueError, match=r"The Fine Steering Mirror array u_100mV_train has shape \(16, 3, 6, 2\); the benchmark's is \(8192, 3, 6, 2\)"):
+        B.fine_steering_mirror_dataset(root=tmp_path, cache=tmp_path/'c')
+    (d/'y_200mV_test.npy').write_bytes(b'\x93NUMPY not an array' * 4)
+    with pytest.raises(ValueError) as e: B.fine_steering_mirror_dataset(root=tmp_path, cache=tmp_path/'c')
+    assert str(e.value).startswith(f"Cannot read {d/'y_200mV_test.npy'} (a Fine Steering Mirror array): ValueError: "), e.value
+    (d/'y_200mV_test.npy').unlink()   # one array missing: the official npz is read instead
+    (d/'combined_data.npz').write_bytes(b'PK\x03\x04 truncated zip' * 3)
+    with pytest.raises(ValueError) as e: B.fine_steering_mirror_dataset(root=tmp_path, cache=tmp_path/'c')
+    assert str(e.value).startswith(f"Cannot read {d/'combined_data.npz'} (the Fine Steering Mirror's combined_data.npz): "), e.value
+    with pytest.raises(ValueError, match="n_valid=0 must be"): B.create_dls_fine_steering_mirror(n_valid=0, root=tmp_path)

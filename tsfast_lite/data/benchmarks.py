@@ -365,7 +365,7 @@ def _reading(path, what:str):
         if str(path) in str(e): raise                                          # already names the file
         raise ValueError(f"Cannot read {path} ({what}): {type(e).__name__}: {e}; the file may be damaged or incomplete: "
                          "replace it with the official one") from e
-    except (OSError, IndexError, TypeError, AttributeError, NotImplementedError) as e:
+    except (OSError, IndexError, TypeError, AttributeError, NotImplementedError, zipfile.BadZipFile) as e:
         raise ValueError(f"Cannot read {path} ({what}): {type(e).__name__}: {e}; the file may be damaged or incomplete: "
                          "replace it with the official one") from e
 
