@@ -299,6 +299,7 @@ def train_all(recipe:str='best', seed:int=0, out:str='tsfast_lite_run', init:str
         res = train_benchmark(b, recipe, seed=seed, out=str(folder/b), no_fallback=True, init=init, **options)
         rows += _results_rows(res, b, recipe, seed)
     table = pd.DataFrame(rows)
+    if 'output' in table: table = table[['benchmark', 'test_set', 'output'] + [c for c in table if c not in ('benchmark', 'test_set', 'output')]]
     table.to_csv(folder/'results.csv', index=False)
     (folder/'results.md').write_text(results_markdown(table))
     print(f"\nall benchmarks, recipe {recipe!r}, seed {seed}:\n{results_markdown(table)}\nsaved {folder/'results.csv'}, {folder/'results.md'}")
