@@ -586,7 +586,7 @@ register_benchmark(Benchmark(
     "and the arrow [100, 40575) (its first 32,000 samples: arrow_no_extrapolation), as the official loader cuts them",
     published=(
         Published('GP-NARX', {'multisine': 0.301, 'arrow_full': 0.60, 'arrow_no_extrapolation': 0.259},
-                  'Champneys et al. 2024, "Baseline Results for Selected Nonlinear System Identification Benchmarks"'),
+                  CHAMPNEYS),
         Published('SUBNET', {'multisine': 0.36, 'arrow_full': 1.4, 'arrow_no_extrapolation': 0.32},
                   "Beintema, Toth and Schoukens 2021 (SUBNET), as quoted in the issue that set this project's targets; not re-read here"),
         Published('PNLSS', {'arrow_full': 0.26}, "the PNLSS result on the Silverbox arrow, as quoted in the issue that set this project's targets; not re-read here"),
@@ -622,7 +622,7 @@ register_benchmark(Benchmark(
                          'using deep encoder networks" (L4DC)'),
                Published('dynoNet', {'test': 0.452}, 'Forgione and Piga 2021, "dynoNet: a neural network architecture for '
                          'learning dynamical systems"'),
-               Published('tsfast GRU', {'test': 0.580}, f"tsfast 0.5.0's documented result, as quoted in the issue that set this project's targets; not re-read here")),
+               Published('tsfast GRU', {'test': 0.580}, "tsfast 0.5.0's documented result, as quoted in the issue that set this project's targets; not re-read here")),
     official_loader='WienerHammerBenchMark'))
 wiener_hammerstein_dataset = dataset_reader('wiener_hammerstein')
 
@@ -650,9 +650,9 @@ register_benchmark(Benchmark(
     'cascaded_tanks', 'Cascaded Tanks', _read_cascaded_tanks, CT_FS, CT_N_INIT, 'V', 1.,
     dict(win_sz=100, stp_sz=1, bs=16), ('test',),
     "uEst/yEst is train_val (its last valid_frac validates, a choice), uVal/yVal the test, as the official loader has them",
-    published=(Published('grey-box', {'test': 0.191}, f"the best grey-box model on the benchmark's page, as quoted in the issue that set this project's targets; not re-read here"),
-               Published('best black-box', {'test': 0.306}, f"as quoted in the issue that set this project's targets; not re-read here"),
-               Published('GRU baseline', {'test': 0.396}, f"as quoted in the issue that set this project's targets; not re-read here")),
+    published=(Published('grey-box', {'test': 0.191}, "the best grey-box model on the benchmark's page, as quoted in the issue that set this project's targets; not re-read here"),
+               Published('best black-box', {'test': 0.306}, "as quoted in the issue that set this project's targets; not re-read here"),
+               Published('GRU baseline', {'test': 0.396}, "as quoted in the issue that set this project's targets; not re-read here")),
     official_loader='Cascaded_Tanks'))
 cascaded_tanks_dataset = dataset_reader('cascaded_tanks')
 
