@@ -143,8 +143,9 @@ def test_cli_bad_option_is_a_one_line_usage_error(tmp_path):
     r = _cli('--benchmark', 'silverbocks', '--epochs', 1, cwd=tmp_path)
     assert r.returncode == 2 and r.stdout == ''
     assert r.stderr.splitlines() == ["tsfast-lite: error: benchmark='silverbocks' is unknown; valid values are "
-        "['silverbox', 'wiener_hammerstein', 'cascaded_tanks', 'emps', 'ced', 'bouc_wen', 'wh_process_noise', 'duffing'] "
-        "(or the data folder names ['wienerhammerstein', 'cascadedtanks', 'boucwen', 'whprocessnoise']) "
+        "['silverbox', 'wiener_hammerstein', 'cascaded_tanks', 'emps', 'ced', 'bouc_wen', 'wh_process_noise', 'duffing', "
+        "'positioning', 'fine_steering_mirror'] (any case; '-', '_' and spaces ignored; the data folder names "
+        "['wienerhammerstein', 'cascadedtanks', 'boucwen', 'whprocessnoise', 'finesteeringmirror'] too) "
         "(see tsfast-lite --help)"], r.stderr
     assert list(tmp_path.iterdir()) == []  # nothing written
 

@@ -485,7 +485,7 @@ def get_benchmark(benchmark) -> Benchmark:
     b = next((b for b in BENCHMARK_SPECS.values() if k in b.spellings), None)
     if b is None:
         raise ValueError(f"benchmark={benchmark!r} is unknown; valid values are {list(BENCHMARK_SPECS)} (any case; "
-                         f"'-', '_' and spaces ignored; the data folder names {[s.files.folder for s in BENCHMARK_SPECS.values() if s.files]} too)")
+                         f"'-', '_' and spaces ignored; the data folder names {[s.files.folder for s in BENCHMARK_SPECS.values() if s.files and s.files.folder != s.name]} too)")
     return b
 
 
@@ -538,13 +538,18 @@ def _public(name:str, fn, params:list, doc:str, returns):
     fn.__signature__ = inspect.Signature(params, return_annotation=returns)
     return fn
 
+def _split_params(spec:Benchmark) -> list:
+    "The reader's split options as keyword-only parameters (their annotations and defaults)"
+    return [p.replace(kind=p.KEYWORD_ONLY) for k, p in inspect.signature(spec.reader).parameters.items() if k != 'where']
+
 def dataset_reader(benchmark:str):
     "The function `<benchmark>_dataset`: `Benchmark.dataset` of that benchmark, its split options in its signature"
     spec = get_benchmark(benchmark)
     P = inspect.Parameter
-    params = [P(k, P.KEYWORD_ONLY, default=v) for k, v in spec.split_options.items()]
-    if not spec.simulated: params += [P('root', P.KEYWORD_ONLY, default=None), P('cache', P.KEYWORD_ONLY, default=None),
-                                      P('progress', P.KEYWORD_ONLY, default=True)]
+    params = _split_params(spec)
+    if not spec.simulated: params += [P('root', P.KEYWORD_ONLY, default=None, annotation='str|Path|None'),
+                                      P('cache', P.KEYWORD_ONLY, default=None, annotation='str|Path|None'),
+                                      P('progress', P.KEYWORD_ONLY, default=True, annotation='bool')]
     def f(**kwargs): return spec.dataset(**kwargs)
     return _public(f'{spec.name}_dataset', f, params, spec.reader.__doc__, dict)
 
@@ -552,9 +557,9 @@ def dls_creator(benchmark:str):
     "The function `create_dls_<benchmark>`: `create_dls_benchmark` of that benchmark, with its defaults in its signature"
     spec = get_benchmark(benchmark)
     P = inspect.Parameter
-    params = [P(k, P.KEYWORD_ONLY, default=v) for k, v in spec.windows.items()]
-    params += [P(k, P.KEYWORD_ONLY, default=v) for k, v in spec.split_options.items()]
-    if not spec.simulated: params += [P(k, P.KEYWORD_ONLY, default=None) for k in ('root', 'cache')]
+    params = [P(k, P.KEYWORD_ONLY, default=v, annotation='int') for k, v in spec.windows.items()]
+    params += _split_params(spec)
+    if not spec.simulated: params += [P(k, P.KEYWORD_ONLY, default=None, annotation='str|Path|None') for k in ('root', 'cache')]
     seen = {p.name for p in params}
     params += [p.replace(kind=P.KEYWORD_ONLY) for k, p in inspect.signature(create_dls).parameters.items()
                if k not in _FIXED and k not in seen]
