@@ -477,12 +477,17 @@ def test_damaged_fine_steering_mirror_files_are_named(tmp_path):
     d = tmp_path/'finesteeringmirror'; d.mkdir()
     rng = np.random.default_rng(0)
     for k in B.FSM_ARRAYS: np.save(d/f'{k}.npy', rng.normal(size=(16, 3, 6 if k.endswith('train') else 3, 2)))
-    with pytest.raises(ValueError, match=r"The Fine Steering Mirror array u_100mV_train has shape \(16, 3, 6, 2\); the benchmark's is \(8192, 3, 6, 2\)"):
+    with pytest.raises(ValueError, match=r"The Fine Steering Mirror array u_100mV_train \(.*u_100mV_train\.npy\) has shape \(16, 3, 6, 2\); the benchmark's is \(8192, 3, 6, 2\)"):
         B.fine_steering_mirror_dataset(root=tmp_path, cache=tmp_path/'c')
     (d/'y_200mV_test.npy').write_bytes(b'\x93NUMPY not an array' * 4)
     with pytest.raises(ValueError) as e: B.fine_steering_mirror_dataset(root=tmp_path, cache=tmp_path/'c')
     assert str(e.value).startswith(f"Cannot read {d/'y_200mV_test.npy'} (a Fine Steering Mirror array): ValueError: "), e.value
-    (d/'y_200mV_test.npy').unlink()   # one array missing: the official npz is read instead
+    (d/'y_200mV_test.npy').unlink()   # one array missing and no npz: the message names what is missing
+    token = B._NO_DOWNLOAD.set(True)   # as without a network
+    try:
+        with pytest.raises(FileNotFoundError) as e: B.fine_steering_mirror_dataset(root=tmp_path, cache=tmp_path/'c')
+    finally: B._NO_DOWNLOAD.reset(token)
+    assert "Of the 12 .npy arrays that can stand for it, 11 were found; missing: ['y_200mV_test.npy']" in str(e.value), e.value
     (d/'combined_data.npz').write_bytes(b'PK\x03\x04 truncated zip' * 3)
     with pytest.raises(ValueError) as e: B.fine_steering_mirror_dataset(root=tmp_path, cache=tmp_path/'c')
     assert str(e.value).startswith(f"Cannot read {d/'combined_data.npz'} (the Fine Steering Mirror's combined_data.npz): "), e.value

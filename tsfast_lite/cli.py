@@ -23,6 +23,7 @@ __all__ = ['FALLBACKS', 'RUN_MARKER', 'FILE_BENCHMARKS', 'make_dls', 'out_path',
 
 # %% ../nbs/05_cli/01_cli.ipynb #4f916ab1
 # what trains offline in place of a benchmark whose files cannot be had: its spec's `fallback`, else the Duffing oscillator
+# (as the specs were at import; `make_dls` reads each spec when it runs)
 FALLBACKS = {b.name: b.fallback or 'duffing' for b in benchmarks.BENCHMARK_SPECS.values() if not b.simulated}
 
 def make_dls(benchmark:str, fallback:bool=True, **kwargs):
@@ -32,9 +33,9 @@ def make_dls(benchmark:str, fallback:bool=True, **kwargs):
     except FileNotFoundError as e:
         if not fallback or spec.simulated: raise
         import inspect
-        fb = benchmarks.get_benchmark(FALLBACKS[spec.name])
-        takes = set(fb.split_options) | set(inspect.signature(benchmarks.create_dls).parameters)
-        dropped = {k: v for k, v in kwargs.items() if k not in takes}   # the benchmark's own split (valid_frac, ...)
+        fb = benchmarks.get_benchmark(spec.fallback or 'duffing')
+        # the benchmark's own split options (valid_frac, n_valid, ...) do not apply, even where the fallback has one of the same name
+        dropped = {k: v for k, v in kwargs.items() if k in spec.split_options}
         print(f"{e}\n\n--> The {spec.name} files are not available; training on the {fb.title} instead (needs no file)"
               + (f"; {', '.join(f'{k}={v!r}' for k, v in dropped.items())} belong(s) to {spec.name}'s split and do(es) not "
                  "apply" if dropped else '') + ".\n", file=sys.stderr)

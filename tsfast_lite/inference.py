@@ -290,15 +290,22 @@ def evaluate_tests(self:SeqLearner,
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise TypeError(f"Test set {name!r} must be a pair (u, y) of arrays [T, n_u] and [T, n_y], got {type(pair).__name__}")
         u, y = pair
-        stacked = np.ndim(u) == 3   # R records of equal length, each simulated from its own start (e.g. periods)
         try:
-            if stacked and (np.ndim(y) != 3 or len(y) != len(u)):
+            try: nd_u, nd_y = np.ndim(u), np.ndim(y)
+            except ValueError as e: raise ValueError(f"u and y must be arrays [T, n] or [R, T, n] of records of equal length ({e})") from None
+            stacked = nd_u == 3   # R records of equal length, each simulated from its own start (e.g. periods)
+            if stacked and (nd_y != 3 or len(y) != len(u)):
                 raise ValueError(f"u holds {len(u)} records [R, T, n_u] {np.shape(u)}; y must hold as many [R, T, n_y], got shape {np.shape(y)}")
+            if not stacked and nd_y == 3:
+                raise ValueError(f"y holds records [R, T, n_y] {np.shape(y)} but u is one record {np.shape(u)}: give u as [R, T, n_u] too")
             recs = []
-            for ui, yi in (zip(u, y) if stacked else [(u, y)]):
-                ui = _check_inputs(ui, len(self.model.u_mean))
-                if np.ndim(yi) >= 1 and len(yi) != len(ui): raise ValueError(f"u has {len(ui)} samples but y has {len(yi)}")
-                recs.append((ui, _check_outputs(yi, len(ui), len(self.model.y_mean))))
+            for i, (ui, yi) in enumerate(zip(u, y) if stacked else [(u, y)]):
+                where = f"record {i}: " if stacked else ''
+                try:
+                    ui = _check_inputs(ui, len(self.model.u_mean))
+                    if np.ndim(yi) >= 1 and len(yi) != len(ui): raise ValueError(f"u has {len(ui)} samples but y has {len(yi)}")
+                    recs.append((ui, _check_outputs(yi, len(ui), len(self.model.y_mean))))
+                except (ValueError, TypeError) as e: raise type(e)(f"{where}{e}") from None
         except (ValueError, TypeError) as e: raise type(e)(f"Test set {name!r}: {e}") from None
         if not recs: raise ValueError(f"Test set {name!r} holds no record")
         T = len(recs[0][1])

@@ -62,8 +62,10 @@ class Recipe:
 
     def __post_init__(self):
         if self.learner is None: object.__setattr__(self, 'learner', {})
-        if self.benchmark is not None and self.benchmark not in BENCHMARK_NAMES:
-            raise ValueError(f"benchmark={self.benchmark!r} is unknown; valid values are {list(BENCHMARK_NAMES)} or None (any)")
+        if self.benchmark is not None and self.benchmark not in benchmarks.BENCHMARK_SPECS:
+            raise ValueError(f"benchmark={self.benchmark!r} is unknown; valid values are {list(benchmarks.BENCHMARK_SPECS)} or None (any)")
+        if not isinstance(self.dls, dict): raise ValueError(f"dls={self.dls!r} must be a dict of create_dls_* arguments (win_sz, bs, ...)")
+        if not isinstance(self.learner, dict): raise ValueError(f"learner={self.learner!r} must be a dict of the family learner's arguments")
         if self.family not in FAMILIES:
             raise ValueError(f"family={self.family!r} is unknown; valid values are {list(FAMILIES)}")
         if self.init not in INITS: raise ValueError(f"init={self.init!r} must be one of {list(INITS)}")

@@ -441,12 +441,32 @@ class Benchmark:
     test_groups:Callable|None=None # record name -> test set name, for test sets of several records (scored as their mean)
     official_loader:str|None=None # its loader's name in nonlinear_benchmarks (the tests compare the split with it)
 
+    def __post_init__(self):
+        "Every value checked when the spec is made"
+        if not isinstance(self.name, str) or not self.name.isidentifier() or self.name != self.name.lower():
+            raise ValueError(f"name={self.name!r} must be a lower-case Python identifier (it names create_dls_<name>)")
+        if not callable(self.reader): raise TypeError(f"reader={self.reader!r} must be a function returning the split records")
+        for k, what in (('fs', 'the sampling frequency in Hz'), ('scale', "the factor from the signals' unit to the score's unit")):
+            if _check_real(k, getattr(self, k), what) <= 0: raise ValueError(f"{k}={getattr(self, k)!r} must be > 0 ({what})")
+        _check_int('n_init', self.n_init, 0, extra=' (initialisation samples of the test records, not scored)')
+        bad = [k for k in self.windows if k not in ('win_sz', 'stp_sz', 'bs')]
+        if bad: raise ValueError(f"windows={self.windows!r}: {bad[0]!r} is not a window default; valid keys are ['win_sz', 'stp_sz', 'bs']")
+        for k, v in self.windows.items(): _check_int(k, v)
+        if not self.tests or not all(isinstance(t, str) for t in self.tests):
+            raise ValueError(f"tests={self.tests!r} must name the benchmark's test sets, in order")
+        if self.simulated and self.name in BENCHMARKS:
+            raise ValueError(f"{self.name}: its reader takes no `where` but BENCHMARKS lists files for it")
+        if not self.simulated and self.name not in BENCHMARKS:
+            raise ValueError(f"{self.name}: its reader reads files (it takes `where`): add its BenchmarkFiles to BENCHMARKS first")
+
     @property
     def files(self) -> BenchmarkFiles|None:
         "Its files (`BENCHMARKS`), None for a simulated benchmark"
         return BENCHMARKS.get(self.name)
     @property
-    def simulated(self) -> bool: return self.files is None
+    def simulated(self) -> bool:
+        "A simulated benchmark reads no file: its reader takes no `where`"
+        return 'where' not in inspect.signature(self.reader).parameters
     @property
     def spellings(self) -> tuple:
         "Names it answers to (any case; '-', '_' and spaces ignored): its key, its data folder, its title"
@@ -474,7 +494,12 @@ def _key(s) -> str: return str(s).lower().replace('-', '').replace('_', '').repl
 BENCHMARK_SPECS:dict = {}
 
 def register_benchmark(b:Benchmark) -> Benchmark:
-    "Add `b` to `BENCHMARK_SPECS` (replacing one of the same name) and return it"
+    "Add `b` to `BENCHMARK_SPECS` (replacing one of the same name) and return it; a spelling of another benchmark is refused"
+    if not isinstance(b, Benchmark): raise TypeError(f"register_benchmark takes a Benchmark, got {type(b).__name__}")
+    taken = next((o for o in BENCHMARK_SPECS.values() if o.name != b.name and set(o.spellings) & set(b.spellings)), None)
+    if taken is not None:
+        raise ValueError(f"benchmark {b.name!r} would answer to {sorted(set(taken.spellings) & set(b.spellings))}, which "
+                         f"name {taken.name!r} already: choose another name or title")
     BENCHMARK_SPECS[b.name] = b
     return b
 
@@ -501,6 +526,7 @@ def create_dls_benchmark(
     benchmark, # a benchmark's name in any spelling (`get_benchmark`), or its `Benchmark` spec
     root=None, # data root (default: TSFAST_LITE_DATA); not for simulated benchmarks
     cache=None, # cache folder (default: `cache_dir()`); not for simulated benchmarks
+    progress:bool=True, # show a progress bar if a file has to be downloaded
     **kwargs, # the benchmark's split options (`Benchmark.split_options`) and `create_dls`'s arguments but u, y, dataset, n_init
 ) -> SeqDataLoaders:
     "DataLoaders of any benchmark from its spec: its records and split, its windows by default, its `n_init` and unit"
@@ -510,13 +536,13 @@ def create_dls_benchmark(
         others = [k for k in inspect.signature(create_dls).parameters if k not in _FIXED]
         raise TypeError(f"create_dls_{spec.name}() sets {fixed[0]!r} itself; pass only create_dls's other arguments "
                         f"({', '.join(others)}) and the benchmark's split options ({', '.join(spec.split_options) or 'none'})")
-    takes = set(inspect.signature(create_dls).parameters)
+    takes = [k for k in inspect.signature(create_dls).parameters if k not in _FIXED]
     unknown = [k for k in kwargs if k not in spec.split_options and k not in takes]
     if unknown:
         raise TypeError(f"create_dls_{spec.name}() got an unexpected argument {unknown[0]!r}; it takes the split options "
-                        f"{list(spec.split_options)} and create_dls's {[k for k in takes if k not in _FIXED]}")
+                        f"{list(spec.split_options)} and create_dls's {takes}")
     split = {k: kwargs.pop(k) for k in list(kwargs) if k in spec.split_options}
-    ds = spec.dataset(root, cache, **split)
+    ds = spec.dataset(root, cache, progress, **split)
     dls = create_dls(u=list(spec.u), y=list(spec.y), dataset=ds, n_init=spec.n_init, **{**spec.windows, **kwargs})
     if spec.test_groups is not None: _test_groups(dls, spec)
     dls.benchmark, dls.score_unit, dls.score_scale = spec.name, spec.unit, float(spec.scale)
@@ -530,6 +556,13 @@ def have_files(benchmark) -> bool:
     try: spec.dataset(progress=False); return True
     except FileNotFoundError: return False
     finally: _NO_DOWNLOAD.reset(token)
+
+def _keywords_only(name:str, args:tuple, kwargs:dict, params:list, checked_later:tuple=()):
+    "Refuse positional arguments and unknown keywords of the generated function `name`, naming what it takes"
+    names = [p.name for p in params]
+    if args: raise TypeError(f"{name}() takes keyword arguments only ({', '.join(names)}); got {len(args)} positional: {args!r}")
+    bad = [k for k in kwargs if k not in names and k not in checked_later]
+    if bad: raise TypeError(f"{name}() got an unexpected argument {bad[0]!r}; it takes {names}")
 
 def _public(name:str, fn, params:list, doc:str, returns):
     "`fn` as the public function `name` of this module, with the signature `params` and the docstring `doc`"
@@ -550,8 +583,11 @@ def dataset_reader(benchmark:str):
     if not spec.simulated: params += [P('root', P.KEYWORD_ONLY, default=None, annotation='str|Path|None'),
                                       P('cache', P.KEYWORD_ONLY, default=None, annotation='str|Path|None'),
                                       P('progress', P.KEYWORD_ONLY, default=True, annotation='bool')]
-    def f(**kwargs): return spec.dataset(**kwargs)
-    return _public(f'{spec.name}_dataset', f, params, spec.reader.__doc__, dict)
+    name = f'{spec.name}_dataset'
+    def f(*args, **kwargs):
+        _keywords_only(name, args, kwargs, params)
+        return spec.dataset(**kwargs)
+    return _public(name, f, params, spec.reader.__doc__, dict)
 
 def dls_creator(benchmark:str):
     "The function `create_dls_<benchmark>`: `create_dls_benchmark` of that benchmark, with its defaults in its signature"
@@ -559,11 +595,14 @@ def dls_creator(benchmark:str):
     P = inspect.Parameter
     params = [P(k, P.KEYWORD_ONLY, default=v, annotation='int') for k, v in spec.windows.items()]
     params += _split_params(spec)
-    if not spec.simulated: params += [P(k, P.KEYWORD_ONLY, default=None, annotation='str|Path|None') for k in ('root', 'cache')]
+    if not spec.simulated: params += [P(k, P.KEYWORD_ONLY, default=None, annotation='str|Path|None') for k in ('root', 'cache')] + \
+                                     [P('progress', P.KEYWORD_ONLY, default=True, annotation='bool')]
     seen = {p.name for p in params}
     params += [p.replace(kind=P.KEYWORD_ONLY) for k, p in inspect.signature(create_dls).parameters.items()
                if k not in _FIXED and k not in seen]
-    def f(**kwargs): return create_dls_benchmark(spec.name, **kwargs)
+    def f(*args, **kwargs):
+        _keywords_only(f'create_dls_{spec.name}', args, kwargs, params, _FIXED + ('root', 'cache'))   # those: create_dls_benchmark's messages
+        return create_dls_benchmark(spec.name, **kwargs)
     split = 'simulated' if spec.simulated else 'official split' if spec.official else 'split by stated choices'
     return _public(f'create_dls_{spec.name}', f, params,
                    f"DataLoaders of the {spec.title} benchmark ({split}, n_init={spec.n_init}, scored in {spec.unit})", SeqDataLoaders)
@@ -1053,20 +1092,31 @@ def _fsm_arrays(root, cache, progress) -> dict:
     try: npz = benchmark_file('fine_steering_mirror', root=root, cache=cache, download=False)
     except FileNotFoundError: npz = None
     if npz is None:   # the arrays one file each, as the data's authors publish them; else the official download
-        try: paths = {k: benchmark_file('fine_steering_mirror', root=root, cache=cache, download=False, file=f'{k}.npy') for k in FSM_ARRAYS}
-        except FileNotFoundError: npz = benchmark_file('fine_steering_mirror', root=root, cache=cache, progress=progress)
+        paths = {}
+        for k in FSM_ARRAYS:
+            try: paths[k] = benchmark_file('fine_steering_mirror', root=root, cache=cache, download=False, file=f'{k}.npy')
+            except FileNotFoundError: pass
+        if len(paths) < len(FSM_ARRAYS):
+            try: npz = benchmark_file('fine_steering_mirror', root=root, cache=cache, progress=progress)
+            except FileNotFoundError as e:
+                if not paths: raise
+                missing = [f'{k}.npy' for k in FSM_ARRAYS if k not in paths]
+                raise FileNotFoundError(f"{e}\nOf the 12 .npy arrays that can stand for it, {len(paths)} were found; "
+                                        f"missing: {missing}") from None
     if npz is not None:
         with _reading(npz, "the Fine Steering Mirror's combined_data.npz"), np.load(npz) as z:
             missing = [k for k in FSM_ARRAYS if k not in z.files]
             if missing: raise KeyError(f"{npz} has no array {missing[0]!r}; it has {sorted(z.files)}")
             arrays = {k: np.asarray(z[k], dtype=np.float64) for k in FSM_ARRAYS}
+        source = {k: f"{npz}[{k!r}]" for k in FSM_ARRAYS}
     else:
         arrays = {}
+        source = {k: str(p) for k, p in paths.items()}
         for k, path in paths.items():
             with _reading(path, "a Fine Steering Mirror array"): arrays[k] = np.asarray(np.load(path, allow_pickle=False), dtype=np.float64)
     for k, a in arrays.items():
         shape = (FSM_PERIOD, 3, 6 if k.endswith('train') else 3, 2)
-        if a.shape != shape: raise ValueError(f"The Fine Steering Mirror array {k} has shape {a.shape}; the benchmark's is {shape}")
+        if a.shape != shape: raise ValueError(f"The Fine Steering Mirror array {k} ({source[k]}) has shape {a.shape}; the benchmark's is {shape}")
     return arrays
 
 def _read_fine_steering_mirror(
