@@ -278,14 +278,15 @@ def run_one(name:str, seed:int, quick:bool, predictions:bool=False) -> dict:
         enc = dict(rmse_enc=_scores(learn.evaluate_tests(plot=False, init='encoder'), col)[0])
     if predictions and not quick and r.benchmark == 'silverbox': save_predictions(learn, name, seed)
     if predictions and not quick and r.benchmark == 'emps' and 'rmse_enc' in enc: save_test_simulation(learn, name, seed)
+    zero, est = _scores(res, col), _scores(res_est, col)   # ({test set: RMSE}, per output or None)
     return dict(recipe=name, benchmark=r.benchmark, family=r.family, seed=seed, quick=quick,
                 n_epoch=learn.recipe.n_epoch, lm_iter=learn.recipe.lm_iter, learner=r.learner, dls=learn.recipe.dls, lr=r.lr, init=r.init,
                 head_gain=_head_gain(learn.model.model),
                 n_params=sum(p.numel() for p in learn.model.parameters()),  # the encoder's included
                 train_s=learn.train_seconds, epoch_wall_s=times.wall, epoch_cpu_s=times.cpu,
                 valid=[float(v) for v in learn.recorder.values[-1]],
-                rmse=_scores(res, col)[0], unit=col, **({'rmse_outputs': _scores(res, col)[1]} if res.index.nlevels > 1 else {}),
-                rmse_est=_scores(res_est, col)[0], **({'rmse_est_outputs': _scores(res_est, col)[1]} if res.index.nlevels > 1 else {}),
+                rmse=zero[0], unit=col, **({'rmse_outputs': zero[1]} if zero[1] else {}),
+                rmse_est=est[0], **({'rmse_est_outputs': est[1]} if est[1] else {}),
                 **enc, threads=torch.get_num_threads(),
                 host=platform.node(), time=time.strftime('%Y-%m-%d %H:%M:%S'))
 

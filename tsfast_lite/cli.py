@@ -32,7 +32,6 @@ def make_dls(benchmark:str, fallback:bool=True, **kwargs):
     try: return benchmarks.create_dls_benchmark(spec, **kwargs), spec.name
     except FileNotFoundError as e:
         if not fallback or spec.simulated: raise
-        import inspect
         fb = benchmarks.get_benchmark(spec.fallback or 'duffing')
         # the benchmark's own split options (valid_frac, n_valid, ...) do not apply, even where the fallback has one of the same name
         dropped = {k: v for k, v in kwargs.items() if k in spec.split_options}
