@@ -122,11 +122,11 @@ class Recipe:
         return s + (f". {self.why.rstrip('.')}." if self.why else '')
 
     def replace(self, **kwargs) -> Recipe:
-        "A copy with fields replaced; `dls=` and `learner=` dicts are merged into the recipe's (a value None removes a key)"
-        for k in ('dls', 'learner'):
-            if k in kwargs:
-                merged = {**getattr(self, k), **kwargs[k]}
-                kwargs[k] = {a: b for a, b in merged.items() if b is not None}
+        "A copy with fields replaced; `dls=` and `learner=` dicts are merged into the recipe's. In `dls` a value None removes the key (the benchmark's default); in `learner` None is a value like any other (`h=None`: no output nonlinearity)"
+        if 'dls' in kwargs:
+            new = kwargs['dls']
+            kwargs['dls'] = {**{a: b for a, b in self.dls.items() if new.get(a, b) is not None}, **{a: b for a, b in new.items() if b is not None}}
+        if 'learner' in kwargs: kwargs['learner'] = {**self.learner, **kwargs['learner']}
         return _dc_replace(self, **kwargs)
 
     def create_dls(self, benchmark:str|None=None, **kwargs):
