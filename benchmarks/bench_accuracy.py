@@ -70,6 +70,8 @@ LIBRARY = {**{f'{p}_{k}': (b, f) for b, p in (('silverbox', 'sb'), ('wiener_hamm
               for k in ('rnn', 'tcn', 'lru', 'linear_ss', 'nonlinear_ss', 'blocks', 'encoder', 'best')},
            # multiple shooting: every window from its least-squares initial state (EMPS)
            'em_shooting': ('emps', 'shooting'),
+           # and then fine-tuned on long windows (`finetune`)
+           'em_shooting_long': ('emps', 'shooting_long'),
            # the Fine Steering Mirror: one recipe per family and `best`
            **{f'fsm_{k}': ('fine_steering_mirror', k) for k in ('rnn', 'tcn', 'lru', 'linear_ss', 'nonlinear_ss', 'blocks', 'best')}}
 

@@ -20,9 +20,9 @@ SHORT = dict(epochs=1, n_batches=1)
 
 
 def _short(b, r):
-    "One short epoch; a recipe that ends in Levenberg-Marquardt does one iteration of it"
+    "One short epoch; a recipe that ends in Levenberg-Marquardt does one iteration of it, one that fine-tunes one epoch of that"
     rec = get_recipe(b, r)
-    return dict(SHORT, **(dict(lm_iter=1) if rec.lm_iter else {}))
+    return dict(SHORT, **(dict(lm_iter=1) if rec.lm_iter else {}), **(dict(finetune_epochs=1) if rec.finetune else {}))
 
 
 def _has_files(b) -> bool:

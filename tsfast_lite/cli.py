@@ -101,7 +101,8 @@ def _int(name, v, low=1, extra=''):
 _RNN_TYPES = ('lstm', 'gru', 'rnn')
 
 def recipe_from_options(benchmark, recipe, epochs=None, lr=None, rnn_type=None, hidden_size=None, win_sz=None,
-                        stp_sz=None, sub_seq_len=None, bs=None, n_batches=None, seed=0, init=None, lm_iter=None):
+                        stp_sz=None, sub_seq_len=None, bs=None, n_batches=None, seed=0, init=None, lm_iter=None,
+                        finetune_epochs=None):
     "The recipe the options ask for: `get_recipe(benchmark, recipe)` with every given option's value, each checked"
     name = benchmark_name(benchmark)
     r = get_recipe(name, recipe)
@@ -110,6 +111,10 @@ def recipe_from_options(benchmark, recipe, epochs=None, lr=None, rnn_type=None, 
     if sub_seq_len is not None: _int('sub_seq_len', sub_seq_len, 0, ' (0: full BPTT)')
     if n_batches is not None: _int('n_batches', n_batches, 0, ' (0: all windows)')
     if lm_iter is not None: _int('lm_iter', lm_iter, 0, ' (0: no Levenberg-Marquardt)')
+    if finetune_epochs is not None:
+        _int('finetune_epochs', finetune_epochs, 0, ' (0: no fine-tuning)')
+        if finetune_epochs and r.finetune is None:
+            raise ValueError(f"finetune_epochs={finetune_epochs} applies to recipes with a fine-tuning stage; {name}/{recipe} has none")
     _int('seed', seed, 0)
     if seed >= 2**32: raise ValueError(f"seed={seed} must be smaller than 2**32")
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float, np.number)) or not 0 < lr < float('inf')):
@@ -122,6 +127,7 @@ def recipe_from_options(benchmark, recipe, epochs=None, lr=None, rnn_type=None, 
     if n_batches is not None: dls['n_batches_train'] = n_batches or None
     learner = {k: v for k, v in dict(rnn_type=rnn_type, hidden_size=hidden_size).items() if v is not None}
     fit = {k: v for k, v in dict(n_epoch=epochs, lr=lr, lm_iter=lm_iter).items() if v is not None}
+    if finetune_epochs is not None: fit['finetune'] = dict(r.finetune, n_epoch=finetune_epochs) if finetune_epochs else None
     base, r = r, r.replace(dls=dls, learner=learner, **fit)  # checks sub_seq_len against win_sz
     check_init(r, name, init)
     changed = recipe_changes(base, r)
@@ -130,8 +136,9 @@ def recipe_from_options(benchmark, recipe, epochs=None, lr=None, rnn_type=None, 
 
 def recipe_changes(base, r) -> str:
     "What `r` changes of `base`, as `name=new (recipe: old)`, comma-separated; '' when nothing"
-    old = dict(n_epoch=base.n_epoch, lr=base.lr, lm_iter=base.lm_iter, **base.dls, **base.learner)
-    new = dict(n_epoch=r.n_epoch, lr=r.lr, lm_iter=r.lm_iter, **r.dls, **r.learner)
+    ft = lambda x: (x.finetune or {}).get('n_epoch', 0)
+    old = dict(n_epoch=base.n_epoch, lr=base.lr, lm_iter=base.lm_iter, finetune_epochs=ft(base), **base.dls, **base.learner)
+    new = dict(n_epoch=r.n_epoch, lr=r.lr, lm_iter=r.lm_iter, finetune_epochs=ft(r), **r.dls, **r.learner)
     return ', '.join(f"{k}={new.get(k)!r} (recipe: {old.get(k)!r})" for k in sorted(new.keys() | old.keys())
                      if new.get(k) != old.get(k))
 
@@ -161,14 +168,16 @@ def train_benchmark(
     no_fallback:bool=False, # fail instead of training on the simulated system when the benchmark's files are missing
     init:str=None, # initial state of the test simulations: zero, estimate (from the first n_init samples) or encoder [recipe's]
     lm_iter:int=None, # Levenberg-Marquardt iterations (fit_lm) after the epochs, 0: none [recipe's]
+    finetune_epochs:int=None, # epochs of the fine-tuning stage of recipes that have one (its own windows), 0: none [recipe's]
 ):
     "Train a recipe on a benchmark, print validation metrics and test scores, save the learner, scores and plots"
     if isinstance(benchmark, str) and benchmark.lower() == 'all':
         return train_all(recipe, seed, out, init, epochs=epochs, lr=lr, rnn_type=rnn_type, hidden_size=hidden_size,
-                         win_sz=win_sz, stp_sz=stp_sz, sub_seq_len=sub_seq_len, bs=bs, n_batches=n_batches, lm_iter=lm_iter)
+                         win_sz=win_sz, stp_sz=stp_sz, sub_seq_len=sub_seq_len, bs=bs, n_batches=n_batches, lm_iter=lm_iter,
+                         finetune_epochs=finetune_epochs)
     try:
         name, r = recipe_from_options(benchmark, recipe, epochs, lr, rnn_type, hidden_size, win_sz, stp_sz,
-                                      sub_seq_len, bs, n_batches, seed, init, lm_iter)
+                                      sub_seq_len, bs, n_batches, seed, init, lm_iter, finetune_epochs)
         init = init or r.init
         _check_folder(run_folder(out)[0], out)   # before anything is trained; the folder is claimed after the checks
         dls, used = make_dls(name, fallback=not no_fallback, **r.dls)
@@ -176,6 +185,11 @@ def train_benchmark(
             raise ValueError(f"init='estimate' needs initialisation samples; the {used} test sets have n_init=0")
         if init == 'encoder' and dls.test_sets and dls.n_init < 1:
             raise ValueError(f"init='encoder' needs initialisation samples; the {used} test sets have n_init=0")
+        dls_ft = None
+        if (rf := r.finetune_recipe) is not None:   # the fine-tuning stage's windows, of the data actually used
+            spec = benchmarks.get_benchmark(name)
+            dls_ft = benchmarks.create_dls_benchmark(used, **(rf.dls if used == name else
+                                                              {k: v for k, v in rf.dls.items() if k not in spec.split_options}))
         r.create_learner(dls)  # the learner's own checks (sizes against the data), before the folder is made
         folder, note = claim_folder(out)
     except ValueError as e: raise OptionError(str(e)) from e
@@ -188,7 +202,7 @@ def train_benchmark(
           f"{list(dls.test_sets)}; " + (f"TBPTT with sub_seq_len={sub}" if sub else "full BPTT"))
     print(f"the run's files go to {folder}/" + (f" ({note})" if note else ''), flush=True)
     learn, res = train_recipe(name, r, seed=seed, init=init if dls.test_sets else None, plot=True,
-                              dls_fn=lambda *_: dls)
+                              dls_fn=lambda rr, _: dls_ft if rr.finetune is None and r.finetune else dls)
     print(f"trained in {learn.train_seconds:.0f} s")
     loss, *metrics = learn.validate()
     unit, scale = getattr(dls, 'score_unit', '') or '', getattr(dls, 'score_scale', 1.) or 1.

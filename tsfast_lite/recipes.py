@@ -58,6 +58,7 @@ class Recipe:
     init:str='zero' # initial state of the test simulations: 'zero', 'estimate' or 'encoder'
     keep_best:bool=False # keep the weights of the epoch whose free run of the validation records is best (`SimRMSE`, `KeepBestCB`)
     lm_iter:int=0 # Levenberg-Marquardt iterations (`fit_lm`) after the epochs; with n_epoch=0 the only training
+    finetune:dict|None=None # a second `fit_flat_cos` after the epochs, on other windows: dict(n_epoch=, lr=, and the `dls` values it changes, e.g. win_sz=); None: none
     why:str='' # optional: a sentence saying why the recipe exists (appended to the generated description)
 
     def __post_init__(self):
@@ -86,12 +87,28 @@ class Recipe:
         for k in ('win_sz', 'stp_sz', 'bs', 'n_batches_train'):
             if self.dls.get(k) is not None: _pos(k, self.dls[k])
         if self.dls.get('sub_seq_len') is not None: check_sub_seq_len(self.dls['sub_seq_len'], self.windows['win_sz'])
+        if self.finetune is not None:
+            ft = self.finetune
+            if not isinstance(ft, dict) or 'n_epoch' not in ft or 'lr' not in ft:
+                raise ValueError(f"finetune={ft!r} must be a dict with n_epoch and lr (and the dls values it changes, "
+                                 "e.g. dict(n_epoch=100, lr=1e-5, win_sz=5000)), or None")
+            object.__setattr__(self, 'finetune', dict(ft, n_epoch=_pos('finetune n_epoch', ft['n_epoch']), lr=_pos('finetune lr', ft['lr'], float)))
+            self.finetune_recipe   # its windows are checked as the recipe's are
 
     @property
     def windows(self) -> dict:
         "The recipe's DataLoaders arguments, with the benchmark's default windows where the recipe leaves them out"
         spec = benchmarks.BENCHMARK_SPECS.get(self.benchmark)
         return {**(spec.windows if spec else dict(win_sz=500, stp_sz=1, bs=None)), **self.dls}
+
+    @property
+    def finetune_recipe(self) -> Recipe|None:
+        "The fine-tuning as a recipe of its own: this one with the windows, `n_epoch` and `lr` of `finetune` (None without)"
+        if self.finetune is None: return None
+        ft = dict(self.finetune)
+        n_epoch, lr = ft.pop('n_epoch'), ft.pop('lr')
+        try: return self.replace(dls=ft, n_epoch=n_epoch, lr=lr, lm_iter=0, finetune=None)
+        except ValueError as e: raise ValueError(f"finetune={self.finetune!r}: {e}") from None
 
     @property
     def doc(self) -> str:
@@ -113,6 +130,13 @@ class Recipe:
         if self.n_epoch:
             f = f"fit_flat_cos({self.n_epoch}, lr={self.lr:g})"
             if nb: f += f" ({self.n_epoch * nb:,} window-batches" + (f", {self.n_epoch * nb * (d['win_sz'] // ssl):,} updates)" if ssl else ')')
+            fit.append(f)
+        if (rf := self.finetune_recipe) is not None:
+            fw, fnb = rf.windows, rf.windows.get('n_batches_train')
+            f = f"fit_flat_cos({rf.n_epoch}, lr={rf.lr:g}) on windows of {fw['win_sz']:,} samples every {fw['stp_sz']}"
+            f += f", {fw['bs']} a batch" if fw.get('bs') else ''
+            f += (f", {fnb} window-batch{'es' if fnb > 1 else ''} per epoch ({rf.n_epoch * fnb:,} window-batches)" if fnb
+                  else ', all windows each epoch')
             fit.append(f)
         if self.lm_iter: fit.append(f"fit_lm({self.lm_iter}) (Levenberg-Marquardt: the training records tiled by windows, deterministic)")
         start = ('the state least squares fits to the first n_init samples' if self.init == 'encoder' and enc == 'lstsq'
@@ -152,7 +176,9 @@ class Recipe:
 
     def __str__(self):
         "One paragraph: name, benchmark, family and the values"
+        rf = self.finetune_recipe
         fit = ', '.join(([f"fit_flat_cos({self.n_epoch}, lr={self.lr:g})"] if self.n_epoch else [])
+                        + ([f"fit_flat_cos({rf.n_epoch}, lr={rf.lr:g}) on dls {rf.dls}"] if rf else [])
                         + ([f"fit_lm({self.lm_iter})"] if self.lm_iter else []))
         return (f"{self.benchmark or 'any benchmark'} / {self.name}: {self.family} {self.learner}, dls {self.dls}, "
                 f"{fit}, test init {self.init!r}" + (", the best epoch's weights kept (keep_best)" if self.keep_best else ''))
@@ -254,6 +280,11 @@ for _b, _rs in list(RECIPES.items()):
 register_recipe(Recipe('shooting', 'emps', dict(win_sz=500, stp_sz=5, bs=32, n_batches_train=50), 'nonlinear_ss',
                        dict(nx=2, f='mlp', h=None, encoder='lstsq', integrators=1), n_epoch=30, lr=3e-4, init='encoder',
                        why="Multiple shooting: the BLA's pole at 1 held there (integrators=1), y = C x + D u, every short window from its least-squares state"))
+# then 16 windows of 4,900 samples (4.9 s) starting every 998 cover the 19,872 training samples: one batch an epoch
+register_recipe(RECIPES['emps']['shooting'].replace(
+    name='shooting_long', finetune=dict(n_epoch=100, lr=1e-5, win_sz=4900, stp_sz=998, bs=16, n_batches_train=1),
+    why="`shooting`, then fine-tuned on the whole training record in long windows at a small learning rate: short windows "
+        "cannot see the drift of the integrated position over seconds, long ones are trained on it"))
 
 
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a11
@@ -267,7 +298,7 @@ register_recipe(RECIPES['cascaded_tanks']['encoder'].replace(
 register_recipe(RECIPES['ced']['rnn'].replace(name='best'))
 register_recipe(RECIPES['bouc_wen']['nonlinear_ss'].replace(name='best'))
 register_recipe(RECIPES['wh_process_noise']['blocks'].replace(name='best'))
-register_recipe(RECIPES['emps']['shooting'].replace(name='best'))
+register_recipe(RECIPES['emps']['shooting_long'].replace(name='best'))
 register_recipe(RECIPES['fine_steering_mirror']['nonlinear_ss'].replace(
     name='best', n_epoch=50, why="The `nonlinear_ss` recipe for 50 epochs instead of 20"))
 
@@ -311,7 +342,7 @@ def train_recipe(
     dls:dict|None=None, # DataLoaders arguments changed (e.g. `n_batches_train=2`; None removes one)
     cbs=None, # extra callbacks of the fit
     plot:bool=False, # plot the test simulations (the figure is in `scores.attrs['figure']`)
-    dls_fn=None, # function (recipe, benchmark) -> DataLoaders, instead of `recipe.create_dls(benchmark)`
+    dls_fn=None, # function (recipe, benchmark) -> DataLoaders, instead of `recipe.create_dls(benchmark)` (called for `recipe.finetune_recipe` too)
 ):
     "Train `recipe` with `seed` and score it on the benchmark's official test sets: (learner, scores DataFrame)"
     b = benchmark_name(benchmark)
@@ -322,11 +353,17 @@ def train_recipe(
     r = r.replace(**({} if n_epoch is None else dict(n_epoch=n_epoch)), **({} if lm_iter is None else dict(lm_iter=lm_iter)),
                   **({} if dls is None else dict(dls=dls)))
     init = check_init(r, b, init)
-    d = dls_fn(r, b) if dls_fn is not None else r.create_dls(b)
+    make = dls_fn if dls_fn is not None else lambda rr, bb: rr.create_dls(bb)
+    d = make(r, b)
+    d_ft = make(r.finetune_recipe, b) if r.finetune else None   # before any training: its windows are checked too
     set_seed(int(seed))  # after the DataLoaders: the same seed gives the same run with DataLoaders made beforehand
     learn = r.create_learner(d)
     t0 = time.perf_counter()
     if r.n_epoch: learn.fit_flat_cos(r.n_epoch, lr=r.lr, cbs=cbs)
+    if d_ft is not None:   # the second stage on its own windows; the learner keeps the recipe's DataLoaders afterwards
+        learn.dls = d_ft
+        try: learn.fit_flat_cos(r.finetune['n_epoch'], lr=r.finetune['lr'], cbs=cbs)
+        finally: learn.dls = d
     if r.lm_iter: learn.fit_lm(r.lm_iter, cbs=cbs)   # Levenberg-Marquardt, after the epochs or alone
     learn.train_seconds, learn.recipe = time.perf_counter() - t0, r
     scores = learn.evaluate_tests(init=init, plot=plot) if d.test_sets else None
