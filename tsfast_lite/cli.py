@@ -13,7 +13,7 @@ from fastcore.script import anno_parser
 from fastai.basics import set_seed
 from .data import benchmarks
 from .data.loaders import check_sub_seq_len
-from .recipes import RECIPES, BENCHMARK_NAMES, benchmark_name, check_init, get_recipe, train_recipe
+from .recipes import RECIPES, BENCHMARK_NAMES, benchmark_name, check_finetune, check_init, get_recipe, train_recipe, with_finetune_epochs
 import tsfast_lite.inference  # adds predict_sequence, evaluate_tests
 
 # %% auto #0
@@ -111,10 +111,7 @@ def recipe_from_options(benchmark, recipe, epochs=None, lr=None, rnn_type=None, 
     if sub_seq_len is not None: _int('sub_seq_len', sub_seq_len, 0, ' (0: full BPTT)')
     if n_batches is not None: _int('n_batches', n_batches, 0, ' (0: all windows)')
     if lm_iter is not None: _int('lm_iter', lm_iter, 0, ' (0: no Levenberg-Marquardt)')
-    if finetune_epochs is not None:
-        _int('finetune_epochs', finetune_epochs, 0, ' (0: no fine-tuning)')
-        if finetune_epochs and r.finetune is None:
-            raise ValueError(f"finetune_epochs={finetune_epochs} applies to recipes with a fine-tuning stage; {name}/{recipe} has none")
+    if finetune_epochs is not None: with_finetune_epochs(r, finetune_epochs)   # checked before any other change
     _int('seed', seed, 0)
     if seed >= 2**32: raise ValueError(f"seed={seed} must be smaller than 2**32")
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float, np.number)) or not 0 < lr < float('inf')):
@@ -127,7 +124,7 @@ def recipe_from_options(benchmark, recipe, epochs=None, lr=None, rnn_type=None, 
     if n_batches is not None: dls['n_batches_train'] = n_batches or None
     learner = {k: v for k, v in dict(rnn_type=rnn_type, hidden_size=hidden_size).items() if v is not None}
     fit = {k: v for k, v in dict(n_epoch=epochs, lr=lr, lm_iter=lm_iter).items() if v is not None}
-    if finetune_epochs is not None: fit['finetune'] = dict(r.finetune, n_epoch=finetune_epochs) if finetune_epochs else None
+    if finetune_epochs is not None: fit['finetune'] = with_finetune_epochs(r, finetune_epochs).finetune
     base, r = r, r.replace(dls=dls, learner=learner, **fit)  # checks sub_seq_len against win_sz
     check_init(r, name, init)
     changed = recipe_changes(base, r)
@@ -139,6 +136,8 @@ def recipe_changes(base, r) -> str:
     ft = lambda x: (x.finetune or {}).get('n_epoch', 0)
     old = dict(n_epoch=base.n_epoch, lr=base.lr, lm_iter=base.lm_iter, finetune_epochs=ft(base), **base.dls, **base.learner)
     new = dict(n_epoch=r.n_epoch, lr=r.lr, lm_iter=r.lm_iter, finetune_epochs=ft(r), **r.dls, **r.learner)
+    if base.finetune and r.finetune:   # the rest of the fine-tuning (its lr and windows), when both have one
+        old['finetune'], new['finetune'] = ({k: v for k, v in x.finetune.items() if k != 'n_epoch'} for x in (base, r))
     return ', '.join(f"{k}={new.get(k)!r} (recipe: {old.get(k)!r})" for k in sorted(new.keys() | old.keys())
                      if new.get(k) != old.get(k))
 
@@ -190,7 +189,8 @@ def train_benchmark(
             spec = benchmarks.get_benchmark(name)
             dls_ft = benchmarks.create_dls_benchmark(used, **(rf.dls if used == name else
                                                               {k: v for k, v in rf.dls.items() if k not in spec.split_options}))
-        r.create_learner(dls)  # the learner's own checks (sizes against the data), before the folder is made
+        learn0 = r.create_learner(dls)  # the learner's own checks (sizes against the data), before the folder is made
+        if dls_ft is not None: check_finetune(learn0, r, dls_ft)
         folder, note = claim_folder(out)
     except ValueError as e: raise OptionError(str(e)) from e
     import matplotlib
@@ -292,9 +292,11 @@ def train_all(recipe:str='best', seed:int=0, out:str='tsfast_lite_run', init:str
     "Train `recipe` on every benchmark whose files can be had, one sub-folder each; write and return one results table"
     import pandas as pd
     plan, skipped = [], []
+    # --finetune-epochs applies to the recipes that have a fine-tuning stage; the others train as they are
+    own = lambda b: {k: v for k, v in options.items() if k != 'finetune_epochs' or get_recipe(b, recipe).finetune}
     try:
         for b in FILE_BENCHMARKS:
-            name, r = recipe_from_options(b, recipe, seed=seed, init=init, **options)
+            name, r = recipe_from_options(b, recipe, seed=seed, init=init, **own(b))
             try: dls, _ = make_dls(name, fallback=False, **r.dls)
             except FileNotFoundError as e: skipped.append((b, str(e).splitlines()[0])); continue
             r.create_learner(dls)  # the learner's own checks against the data
@@ -310,7 +312,7 @@ def train_all(recipe:str='best', seed:int=0, out:str='tsfast_lite_run', init:str
     rows = []
     for b in plan:
         print(f"\n===== {b}", flush=True)
-        res = train_benchmark(b, recipe, seed=seed, out=str(folder/b), no_fallback=True, init=init, **options)
+        res = train_benchmark(b, recipe, seed=seed, out=str(folder/b), no_fallback=True, init=init, **own(b))
         rows += _results_rows(res, b, recipe, seed)
     table = pd.DataFrame(rows)
     if 'output' in table: table = table[['benchmark', 'test_set', 'output'] + [c for c in table if c not in ('benchmark', 'test_set', 'output')]]

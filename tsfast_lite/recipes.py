@@ -17,8 +17,9 @@ import tsfast_lite.inference  # adds predict_sequence, evaluate_tests
 import tsfast_lite.learner.lm  # adds fit_lm
 
 # %% auto #0
-__all__ = ['FAMILIES', 'LOSSES', 'INITS', 'BENCHMARK_NAMES', 'RECIPES', 'Recipe', 'register_recipe', 'benchmark_name',
-           'recipe_names', 'get_recipe', 'check_init', 'train_recipe']
+__all__ = ['FAMILIES', 'LOSSES', 'INITS', 'FINETUNE_WINDOWS', 'BENCHMARK_NAMES', 'RECIPES', 'Recipe', 'register_recipe',
+           'benchmark_name', 'recipe_names', 'get_recipe', 'check_init', 'with_finetune_epochs', 'check_finetune',
+           'train_recipe']
 
 # %% ../nbs/05_cli/00_recipes.ipynb #5f0c1a06
 FAMILIES = {'rnn': ('tsfast_lite.learner.core', 'RNNLearner'), 'tcn': ('tsfast_lite.learner.families', 'TCNLearner'),
@@ -27,12 +28,14 @@ FAMILIES = {'rnn': ('tsfast_lite.learner.core', 'RNNLearner'), 'tcn': ('tsfast_l
             'blocks': ('tsfast_lite.learner.families', 'BlockLearner')}
 LOSSES = {'mse': 'MSELoss', 'l1': 'L1Loss'}  # a recipe's `loss_func`, by name: a class of torch.nn
 INITS = ('zero', 'estimate', 'encoder')
+# what a recipe's `finetune` may change of its DataLoaders: the windows and batches, never the data or its split
+FINETUNE_WINDOWS = ('win_sz', 'stp_sz', 'sub_seq_len', 'bs', 'n_batches_train', 'valid_stp_sz', 'valid_bs')
 BENCHMARK_NAMES = tuple(benchmarks.BENCHMARK_SPECS)  # every benchmark spec, the simulated ones included
 
 def _pos(name:str, v, kind=int):
     "`v` checked: a positive int (numpy integers too) or a positive finite float"
     ok = not isinstance(v, bool) and (isinstance(v, (int, np.integer)) if kind is int else
-                                      isinstance(v, (int, float, np.number)) and np.isfinite(v))
+                                      isinstance(v, (int, float, np.integer, np.floating)) and np.isfinite(v))
     if not ok or v <= 0:
         shown = v.item() if isinstance(v, np.generic) else v  # np.int64(0) is shown as 0
         raise ValueError(f"{name}={shown!r} must be a positive {'integer' if kind is int else 'finite number'}")
@@ -44,6 +47,21 @@ _FAMILY_TEXT = {'tcn': 'TCN', 'lru': 'LRU', 'linear_ss': 'linear state space sta
                 'blocks': 'block model started at the best linear approximation'}
 _INIT_TEXT = {'zero': 'the zero state', 'estimate': 'the state estimated on the first n_init samples',
               'encoder': "the initial-state encoder's state"}
+
+def _windows_text(d:dict) -> str:
+    "A recipe's windows in words: length, step, TBPTT sub-windows, batch, window-batches per epoch, other arguments"
+    ssl, nb = d.get('sub_seq_len'), d.get('n_batches_train')
+    win = f"windows of {d['win_sz']:,} samples every {d['stp_sz']}"
+    if ssl: win += f" cut into TBPTT sub-windows of {ssl} ({d['win_sz'] // ssl} updates per window, state carried)"
+    win += f", {d['bs']} a batch" if d.get('bs') else ''
+    win += f", {nb} window-batch{'es' if nb != 1 else ''} per epoch" if nb else ', all windows each epoch'
+    return win + ''.join(f", {k}={v!r}" for k, v in d.items() if k not in ('win_sz', 'stp_sz', 'bs', 'sub_seq_len', 'n_batches_train'))
+
+def _fit_counts(n_epoch:int, d:dict) -> str:
+    "' (N window-batches, M updates)' of `n_epoch` epochs on windows `d`; '' when an epoch takes every window"
+    ssl, nb = d.get('sub_seq_len'), d.get('n_batches_train')
+    if not nb: return ''
+    return f" ({n_epoch * nb:,} window-batches" + (f", {n_epoch * nb * (d['win_sz'] // ssl):,} updates)" if ssl else ')')
 
 @dataclass(frozen=True)
 class Recipe:
@@ -67,6 +85,9 @@ class Recipe:
             raise ValueError(f"benchmark={self.benchmark!r} is unknown; valid values are {list(benchmarks.BENCHMARK_SPECS)} or None (any)")
         if not isinstance(self.dls, dict): raise ValueError(f"dls={self.dls!r} must be a dict of create_dls_* arguments (win_sz, bs, ...)")
         if not isinstance(self.learner, dict): raise ValueError(f"learner={self.learner!r} must be a dict of the family learner's arguments")
+        # numpy scalars become Python numbers: a run's recipe.json is written with json
+        py = lambda d: {k: v.item() if isinstance(v, np.generic) else v for k, v in d.items()}
+        object.__setattr__(self, 'dls', py(self.dls)); object.__setattr__(self, 'learner', py(self.learner))
         if self.family not in FAMILIES:
             raise ValueError(f"family={self.family!r} is unknown; valid values are {list(FAMILIES)}")
         if self.init not in INITS: raise ValueError(f"init={self.init!r} must be one of {list(INITS)}")
@@ -92,7 +113,17 @@ class Recipe:
             if not isinstance(ft, dict) or 'n_epoch' not in ft or 'lr' not in ft:
                 raise ValueError(f"finetune={ft!r} must be a dict with n_epoch and lr (and the dls values it changes, "
                                  "e.g. dict(n_epoch=100, lr=1e-5, win_sz=5000)), or None")
-            object.__setattr__(self, 'finetune', dict(ft, n_epoch=_pos('finetune n_epoch', ft['n_epoch']), lr=_pos('finetune lr', ft['lr'], float)))
+            other = [key for key in ft if key not in ('n_epoch', 'lr', *FINETUNE_WINDOWS)]
+            if other:
+                raise ValueError(f"finetune={ft!r}: {other} cannot change in the fine-tuning; it takes n_epoch, lr and "
+                                 f"the windows of the same data: {list(FINETUNE_WINDOWS)}")
+            if self.n_epoch == 0:
+                raise ValueError(f"finetune={ft!r} follows fit_flat_cos's epochs, and this recipe has none (n_epoch=0: "
+                                 "Levenberg-Marquardt only); give those epochs as n_epoch and lr instead")
+            if self.keep_best:
+                raise ValueError(f"keep_best=True with finetune={ft!r}: keep_best chooses among one fit's epochs, and the "
+                                 "fine-tuning's would replace the first stage's; use one of the two")
+            object.__setattr__(self, 'finetune', dict(py(ft), n_epoch=_pos('finetune n_epoch', ft['n_epoch']), lr=_pos('finetune lr', ft['lr'], float)))
             self.finetune_recipe   # its windows are checked as the recipe's are
 
     @property
@@ -120,28 +151,13 @@ class Recipe:
         model += f" ({', '.join(f'{k}={v!r}' for k, v in L.items())})" if L else " (the learner's defaults)"
         if enc: model += (", every window started from the state least squares fits to its first samples (encoder='lstsq')"
                           if enc == 'lstsq' else ", every window started from a learned initial-state encoder's state (encoder=True)")
-        ssl, nb = d.get('sub_seq_len'), d.get('n_batches_train')
-        win = f"windows of {d['win_sz']:,} samples every {d['stp_sz']}"
-        if ssl: win += f" cut into TBPTT sub-windows of {ssl} ({d['win_sz'] // ssl} updates per window, state carried)"
-        win += f", {d['bs']} a batch" if d.get('bs') else ''
-        win += f", {nb} window-batches per epoch" if nb else ', all windows each epoch'
-        win += ''.join(f", {k}={v!r}" for k, v in d.items() if k not in ('win_sz', 'stp_sz', 'bs', 'sub_seq_len', 'n_batches_train'))
-        fit = []
-        if self.n_epoch:
-            f = f"fit_flat_cos({self.n_epoch}, lr={self.lr:g})"
-            if nb: f += f" ({self.n_epoch * nb:,} window-batches" + (f", {self.n_epoch * nb * (d['win_sz'] // ssl):,} updates)" if ssl else ')')
-            fit.append(f)
-        if (rf := self.finetune_recipe) is not None:
-            fw, fnb = rf.windows, rf.windows.get('n_batches_train')
-            f = f"fit_flat_cos({rf.n_epoch}, lr={rf.lr:g}) on windows of {fw['win_sz']:,} samples every {fw['stp_sz']}"
-            f += f", {fw['bs']} a batch" if fw.get('bs') else ''
-            f += (f", {fnb} window-batch{'es' if fnb > 1 else ''} per epoch ({rf.n_epoch * fnb:,} window-batches)" if fnb
-                  else ', all windows each epoch')
-            fit.append(f)
+        fit = [f"fit_flat_cos({self.n_epoch}, lr={self.lr:g}){_fit_counts(self.n_epoch, d)}"] if self.n_epoch else []
+        if (rf := self.finetune_recipe) is not None:   # its windows said in full: they differ from the first stage's
+            fit.append(f"fit_flat_cos({rf.n_epoch}, lr={rf.lr:g}) on {_windows_text(rf.windows)}{_fit_counts(rf.n_epoch, rf.windows)}")
         if self.lm_iter: fit.append(f"fit_lm({self.lm_iter}) (Levenberg-Marquardt: the training records tiled by windows, deterministic)")
         start = ('the state least squares fits to the first n_init samples' if self.init == 'encoder' and enc == 'lstsq'
                  else _INIT_TEXT[self.init])
-        s = (f"{model}; {win}; {', then '.join(fit)}; test simulations from {start}"
+        s = (f"{model}; {_windows_text(d)}; {', then '.join(fit)}; test simulations from {start}"
              + ("; the weights of the epoch whose free run of the validation records is best are kept (keep_best)" if self.keep_best else ''))
         return s + (f". {self.why.rstrip('.')}." if self.why else '')
 
@@ -149,7 +165,7 @@ class Recipe:
         "A copy with fields replaced; `dls=` and `learner=` dicts are merged into the recipe's. In `dls` a value None removes the key (the benchmark's default); in `learner` None is a value like any other (`h=None`: no output nonlinearity)"
         if 'dls' in kwargs:
             new = kwargs['dls']
-            kwargs['dls'] = {**{a: b for a, b in self.dls.items() if new.get(a, b) is not None}, **{a: b for a, b in new.items() if b is not None}}
+            kwargs['dls'] = {a: b for a, b in {**self.dls, **new}.items() if not (a in new and new[a] is None)}
         if 'learner' in kwargs: kwargs['learner'] = {**self.learner, **kwargs['learner']}
         return _dc_replace(self, **kwargs)
 
@@ -163,7 +179,7 @@ class Recipe:
         "The family's learner on `dls` with the recipe's arguments"
         module, fn = FAMILIES[self.family]
         kw = dict(self.learner)
-        if 'loss_func' in kw: kw['loss_func'] = getattr(torch.nn, LOSSES[kw['loss_func']])()
+        if kw.get('loss_func') is not None: kw['loss_func'] = getattr(torch.nn, LOSSES[kw['loss_func']])()
         if self.keep_best:   # the free run of each validation record scored every epoch, the best epoch's weights kept
             from tsfast_lite.learner.metrics import fun_rmse
             kw.update(metrics=[fun_rmse, tsfast_lite.inference.SimRMSE()], cbs=[tsfast_lite.inference.KeepBestCB('sim_rmse')])
@@ -332,6 +348,19 @@ def check_init(r:Recipe, benchmark:str, init:str|None) -> str:
                          f"(recipes with one: {with_enc})")
     return init
 
+def with_finetune_epochs(r:Recipe, n:int) -> Recipe:
+    "`r` with `n` epochs of fine-tuning (0: none); refused for a recipe without a fine-tuning stage"
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"finetune_epochs={n!r} must be a non-negative integer (0: no fine-tuning)")
+    if n and r.finetune is None:
+        raise ValueError(f"finetune_epochs={int(n)} applies to recipes with a fine-tuning stage; {r.benchmark}/{r.name} has none")
+    return r.replace(finetune=dict(r.finetune, n_epoch=int(n)) if n else None)
+
+def check_finetune(learn, r:Recipe, dls_ft):
+    "Refuse, before any training, fine-tuning DataLoaders `dls_ft` that `learn` (built on the recipe's own) cannot train on"
+    try: learn._check_dls(dls_ft)
+    except ValueError as e: raise ValueError(f"finetune={r.finetune!r}: {e}") from None
+
 def train_recipe(
     benchmark:str, # silverbox, wiener_hammerstein, cascaded_tanks or duffing (any spelling `benchmark_name` accepts)
     recipe:str|Recipe='best', # a recipe name (`recipe_names(benchmark)`) or a `Recipe`
@@ -339,6 +368,7 @@ def train_recipe(
     init:str|None=None, # initial state of the test simulations (default the recipe's): 'zero', 'estimate', 'encoder'
     n_epoch:int|None=None, # epochs instead of the recipe's
     lm_iter:int|None=None, # Levenberg-Marquardt iterations instead of the recipe's
+    finetune_epochs:int|None=None, # epochs of the recipe's fine-tuning stage instead of its own (0: none)
     dls:dict|None=None, # DataLoaders arguments changed (e.g. `n_batches_train=2`; None removes one)
     cbs=None, # extra callbacks of the fit
     plot:bool=False, # plot the test simulations (the figure is in `scores.attrs['figure']`)
@@ -352,12 +382,14 @@ def train_recipe(
         raise ValueError(f"seed={seed!r} must be an integer in [0, 2**32)")
     r = r.replace(**({} if n_epoch is None else dict(n_epoch=n_epoch)), **({} if lm_iter is None else dict(lm_iter=lm_iter)),
                   **({} if dls is None else dict(dls=dls)))
+    if finetune_epochs is not None: r = with_finetune_epochs(r, finetune_epochs)
     init = check_init(r, b, init)
     make = dls_fn if dls_fn is not None else lambda rr, bb: rr.create_dls(bb)
     d = make(r, b)
     d_ft = make(r.finetune_recipe, b) if r.finetune else None   # before any training: its windows are checked too
     set_seed(int(seed))  # after the DataLoaders: the same seed gives the same run with DataLoaders made beforehand
     learn = r.create_learner(d)
+    if d_ft is not None: check_finetune(learn, r, d_ft)
     t0 = time.perf_counter()
     if r.n_epoch: learn.fit_flat_cos(r.n_epoch, lr=r.lr, cbs=cbs)
     if d_ft is not None:   # the second stage on its own windows; the learner keeps the recipe's DataLoaders afterwards

@@ -74,10 +74,10 @@ class SeqLearner(LeanLearner):
             res.append(torch.stack([lf(p[None], t[None]) for p,t in zip(res[-3 if with_decoded else -2], res[-1])]))
         return tuple(res)
 
-    def _check_dls(self):
-        "Refuse DataLoaders the model cannot use, before fastai's validation context is entered (it is not unwound)"
+    def _check_dls(self, dls=None):
+        "Refuse DataLoaders (default `self.dls`) the model cannot use, before fastai's validation context is entered (it is not unwound)"
         for cb in self.cbs:
-            if isinstance(cb, SeqCB): cb.check_dls(self.dls)
+            if isinstance(cb, SeqCB): cb.check_dls(self.dls if dls is None else dls)
 
     def validate(self, ds_idx:int=1, dl=None, cbs=None):
         "fastai's `validate`: [valid_loss, metrics...] over whole windows, after checking the DataLoaders"

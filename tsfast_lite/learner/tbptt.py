@@ -65,10 +65,21 @@ class SeqCB(Callback):
     def _window_start(self) -> bool: return getattr(self.learn.dl, 'window_start', True)
 
     def check_dls(self, dls):
-        "Refuse DataLoaders this learner cannot train on correctly: other statistics, or sub-windows without TBPTT"
+        "Refuse DataLoaders this learner cannot train on correctly: other statistics, sub-windows without TBPTT, windows too short for `n_skip` or the initial-state encoder"
+        # what `seq_learner` checked against the DataLoaders it was built on, checked again for any DataLoaders
+        # handed to it later (`learn.dls = ...`): a fit on them would otherwise fail after work, or score nothing
         check_normalization(bare_model(self.learn.model), dls)
-        ssl = getattr(dls, 'sub_seq_len', None)
+        ssl, win = getattr(dls, 'sub_seq_len', None), getattr(dls, 'win_sz', None)
         if ssl is not None and not self.carries_state: raise ValueError(_no_carry_msg(ssl))
+        first, what = (ssl, 'sub_seq_len') if ssl is not None else (win, 'win_sz')
+        if first is None: return
+        if self.n_skip >= first:
+            raise ValueError(f"n_skip={self.n_skip} must be smaller than the DataLoaders' {what}={first}: nothing of "
+                             f"{'the first sub-window' if ssl is not None else 'a window'} would be scored")
+        enc = getattr(bare_model(self.learn.model), 'encoder', None)
+        if enc is not None and enc.n_init >= first:
+            raise ValueError(f"the encoder's n_init={enc.n_init} must be smaller than the DataLoaders' {what}={first}: "
+                             "the model predicts the rest of the first sub-window from the encoded state")
 
     def before_fit(self): self.check_dls(self.learn.dls)  # `SeqLearner.validate` and `get_preds` check before it
 
