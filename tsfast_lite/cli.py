@@ -26,6 +26,12 @@ __all__ = ['FALLBACKS', 'RUN_MARKER', 'FILE_BENCHMARKS', 'make_dls', 'out_path',
 # (as the specs were at import; `make_dls` reads each spec when it runs)
 FALLBACKS = {b.name: b.fallback or 'duffing' for b in benchmarks.BENCHMARK_SPECS.values() if not b.simulated}
 
+def _dls_on(used:str, benchmark:str, **kwargs):
+    "DataLoaders of `used`, `benchmark` itself or its fallback: then without `benchmark`'s own split options (valid_frac, n_valid, ...), which do not apply even where the fallback has one of the same name"
+    spec = benchmarks.get_benchmark(benchmark)
+    if used != spec.name: kwargs = {k: v for k, v in kwargs.items() if k not in spec.split_options}
+    return benchmarks.create_dls_benchmark(used, **kwargs)
+
 def make_dls(benchmark:str, fallback:bool=True, **kwargs):
     "DataLoaders of `benchmark`; with `fallback`, a simulated system (`FALLBACKS`) when the benchmark's files cannot be had"
     spec = benchmarks.get_benchmark(benchmark)
@@ -33,12 +39,11 @@ def make_dls(benchmark:str, fallback:bool=True, **kwargs):
     except FileNotFoundError as e:
         if not fallback or spec.simulated: raise
         fb = benchmarks.get_benchmark(spec.fallback or 'duffing')
-        # the benchmark's own split options (valid_frac, n_valid, ...) do not apply, even where the fallback has one of the same name
         dropped = {k: v for k, v in kwargs.items() if k in spec.split_options}
         print(f"{e}\n\n--> The {spec.name} files are not available; training on the {fb.title} instead (needs no file)"
               + (f"; {', '.join(f'{k}={v!r}' for k, v in dropped.items())} belong(s) to {spec.name}'s split and do(es) not "
                  "apply" if dropped else '') + ".\n", file=sys.stderr)
-        return benchmarks.create_dls_benchmark(fb, **{k: v for k, v in kwargs.items() if k not in dropped}), fb.name
+        return _dls_on(fb.name, spec.name, **kwargs), fb.name
 
 # %% ../nbs/05_cli/01_cli.ipynb #8dfe5aa4
 RUN_MARKER = '.tsfast-lite-run' # the file a run creates, with exclusive creation, to claim its folder
@@ -111,7 +116,7 @@ def recipe_from_options(benchmark, recipe, epochs=None, lr=None, rnn_type=None, 
     if sub_seq_len is not None: _int('sub_seq_len', sub_seq_len, 0, ' (0: full BPTT)')
     if n_batches is not None: _int('n_batches', n_batches, 0, ' (0: all windows)')
     if lm_iter is not None: _int('lm_iter', lm_iter, 0, ' (0: no Levenberg-Marquardt)')
-    if finetune_epochs is not None: with_finetune_epochs(r, finetune_epochs)   # checked before any other change
+    if finetune_epochs is not None: ft = with_finetune_epochs(r, finetune_epochs).finetune   # checked before any other change
     _int('seed', seed, 0)
     if seed >= 2**32: raise ValueError(f"seed={seed} must be smaller than 2**32")
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float, np.number)) or not 0 < lr < float('inf')):
@@ -124,7 +129,7 @@ def recipe_from_options(benchmark, recipe, epochs=None, lr=None, rnn_type=None, 
     if n_batches is not None: dls['n_batches_train'] = n_batches or None
     learner = {k: v for k, v in dict(rnn_type=rnn_type, hidden_size=hidden_size).items() if v is not None}
     fit = {k: v for k, v in dict(n_epoch=epochs, lr=lr, lm_iter=lm_iter).items() if v is not None}
-    if finetune_epochs is not None: fit['finetune'] = with_finetune_epochs(r, finetune_epochs).finetune
+    if finetune_epochs is not None: fit['finetune'] = ft
     base, r = r, r.replace(dls=dls, learner=learner, **fit)  # checks sub_seq_len against win_sz
     check_init(r, name, init)
     changed = recipe_changes(base, r)
@@ -184,11 +189,8 @@ def train_benchmark(
             raise ValueError(f"init='estimate' needs initialisation samples; the {used} test sets have n_init=0")
         if init == 'encoder' and dls.test_sets and dls.n_init < 1:
             raise ValueError(f"init='encoder' needs initialisation samples; the {used} test sets have n_init=0")
-        dls_ft = None
-        if (rf := r.finetune_recipe) is not None:   # the fine-tuning stage's windows, of the data actually used
-            spec = benchmarks.get_benchmark(name)
-            dls_ft = benchmarks.create_dls_benchmark(used, **(rf.dls if used == name else
-                                                              {k: v for k, v in rf.dls.items() if k not in spec.split_options}))
+        # the fine-tuning stage's windows, of the data actually used
+        dls_ft = _dls_on(used, name, **r.finetune_recipe.dls) if r.finetune else None
         learn0 = r.create_learner(dls)  # the learner's own checks (sizes against the data), before the folder is made
         if dls_ft is not None: check_finetune(learn0, r, dls_ft)
         folder, note = claim_folder(out)
